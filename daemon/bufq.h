@@ -1,0 +1,31 @@
+/* bufq.h: bounded queues of whole buffers between the stages of an import pipeline. */
+#pragma once
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "util.h"
+
+#define BUFQ_MAX 16
+
+struct buf {
+        uint8_t *data;
+        size_t cap, len;
+        bool eof; /* the last buffer of the stream (may be empty) */
+};
+
+struct bufq {
+        pthread_mutex_t mtx;
+        pthread_cond_t cond;
+        struct buf *items[BUFQ_MAX];
+        unsigned head, n;
+        atomic_bool *abort; /* shared by every queue of a pipeline */
+};
+
+void bufq_init(struct bufq *q, atomic_bool *abort);
+void bufq_destroy(struct bufq *q);
+/* Blocks while full; -ECANCELED once the pipeline is aborted. */
+int bufq_push(struct bufq *q, struct buf *b);
+/* Blocks while empty; -ECANCELED once the pipeline is aborted. */
+int bufq_pop(struct bufq *q, struct buf **ret);
+/* Wakes every waiter so it sees the abort flag. */
+void bufq_wake(struct bufq *q);

@@ -1,0 +1,541 @@
+/* bus.c: the D-Bus surface (shared/API.md): Manager and Job vtables, argument validation,
+ * access checks and the one place where internal errors become D-Bus error names. Handlers
+ * parse, check, hand work to a job and reply; they never do the work. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <grp.h>
+#include <string.h>
+
+#include "fetch.h"
+#include "log.h"
+#include "manager.h"
+
+#define MAX_STRING 4096
+#define MAX_OPTIONS 32
+
+static int reply_error(sd_bus_error *ret, const struct hv_error *e) {
+        return sd_bus_error_set(ret, hv_error_name(e), e->msg[0] ? e->msg : strerror(e->err));
+}
+
+/* Mutating calls: root, or a member of the group hvwg. The bus policy says the same; this is
+ * the second lock, from the caller's credentials. */
+static int check_access(struct manager *m, sd_bus_message *msg, const char *what, uid_t *ret_uid, sd_bus_error *ret) {
+        sd_bus_creds *c = NULL;
+        int r = sd_bus_query_sender_creds(msg, SD_BUS_CREDS_EUID | SD_BUS_CREDS_EGID | SD_BUS_CREDS_SUPPLEMENTARY_GIDS |
+                                                       SD_BUS_CREDS_AUGMENT, &c);
+        if (r < 0)
+                return sd_bus_error_setf(ret, SD_BUS_ERROR_ACCESS_DENIED, "%s: cannot determine the caller's credentials", what);
+        uid_t uid = (uid_t)-1;
+        gid_t gid = (gid_t)-1;
+        bool ok = false;
+        if (sd_bus_creds_get_euid(c, &uid) >= 0 && uid == 0)
+                ok = true;
+        if (!ok && m->hvwg_gid != (gid_t)-1) {
+                if (sd_bus_creds_get_egid(c, &gid) >= 0 && gid == m->hvwg_gid)
+                        ok = true;
+                const gid_t *gids = NULL;
+                int n = sd_bus_creds_get_supplementary_gids(c, &gids);
+                for (int i = 0; i < n && !ok; i++)
+                        if (gids[i] == m->hvwg_gid)
+                                ok = true;
+        }
+        sd_bus_creds_unref(c);
+        if (!ok)
+                return sd_bus_error_setf(ret, SD_BUS_ERROR_ACCESS_DENIED,
+                                         "%s is allowed only to root and members of the group hvwg (caller uid %ld)", what,
+                                         (long)(int)uid);
+        if (ret_uid)
+                *ret_uid = uid;
+        return 1;
+}
+
+static int check_string(const char *s, const char *what, sd_bus_error *ret) {
+        if (strlen(s) > MAX_STRING)
+                return sd_bus_error_setf(ret, SD_BUS_ERROR_INVALID_ARGS, "%s is longer than %d bytes", what, MAX_STRING);
+        return 0;
+}
+
+static int check_name(const char *name, const char *what, sd_bus_error *ret) {
+        if (!hv_name_valid(name))
+                return sd_bus_error_setf(ret, SD_BUS_ERROR_INVALID_ARGS,
+                                         "invalid %s name \"%.80s\": use 1-64 characters A-Z a-z 0-9 . _ -, starting with a letter or digit",
+                                         what, name);
+        return 0;
+}
+
+/* ---- Manager properties ---- */
+
+static int prop_conf_string(sd_bus *bus, const char *path, const char *iface, const char *prop, sd_bus_message *reply,
+                            void *ud, sd_bus_error *err) {
+        (void)bus; (void)path; (void)iface; (void)err;
+        struct manager *m = ud;
+        const char *v = "";
+        if (strcmp(prop, "Version") == 0)
+                v = HVWGD_VERSION;
+        else if (strcmp(prop, "ImageRoot") == 0)
+                v = m->conf.image_root;
+        else if (strcmp(prop, "MachineRoot") == 0)
+                v = m->conf.machine_root;
+        else if (strcmp(prop, "LibvirtURI") == 0)
+                v = m->conf.libvirt_uri;
+        else if (strcmp(prop, "Hypervisor") == 0)
+                v = m->hypervisor;
+        return sd_bus_message_append(reply, "s", v);
+}
+
+static int prop_conf_u64(sd_bus *bus, const char *path, const char *iface, const char *prop, sd_bus_message *reply,
+                         void *ud, sd_bus_error *err) {
+        (void)bus; (void)path; (void)iface; (void)err;
+        struct manager *m = ud;
+        uint64_t v = 0;
+        if (strcmp(prop, "ScratchPerCoreGiB") == 0)
+                v = m->conf.scratch_per_core_gib;
+        else if (strcmp(prop, "MemoryPerCoreMiB") == 0)
+                v = m->conf.memory_per_core_mib;
+        else if (strcmp(prop, "MaxImageSize") == 0)
+                v = m->conf.max_image_size;
+        return sd_bus_message_append(reply, "t", v);
+}
+
+static int prop_active_jobs(sd_bus *bus, const char *path, const char *iface, const char *prop, sd_bus_message *reply,
+                            void *ud, sd_bus_error *err) {
+        (void)bus; (void)path; (void)iface; (void)prop; (void)err;
+        return sd_bus_message_append(reply, "u", job_count_active(ud));
+}
+
+/* ---- Manager methods ---- */
+
+static int parse_fetch_options(struct manager *m, sd_bus_message *msg, struct fetch_params *fp, sd_bus_error *ret) {
+        memset(fp, 0, sizeof(*fp));
+        fp->compressed = true;
+        fp->max_size = m->conf.max_image_size;
+        fp->engine = strcmp(m->conf.inflate, "zlib") == 0 ? GUNZIP_ZLIB : GUNZIP_ISAL;
+        int r = sd_bus_message_enter_container(msg, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        unsigned n = 0;
+        while ((r = sd_bus_message_enter_container(msg, 'e', "sv")) > 0) {
+                const char *key;
+                if (++n > MAX_OPTIONS)
+                        return sd_bus_error_setf(ret, SD_BUS_ERROR_INVALID_ARGS, "more than %d options", MAX_OPTIONS);
+                r = sd_bus_message_read(msg, "s", &key);
+                if (r < 0)
+                        return r;
+                const char *type = NULL;
+                char t;
+                r = sd_bus_message_peek_type(msg, &t, &type);
+                if (r < 0)
+                        return r;
+                const char *want = strcmp(key, "sha512") == 0 || strcmp(key, "compression") == 0 ? "s" :
+                                   strcmp(key, "size") == 0 || strcmp(key, "max_size") == 0 ? "t" :
+                                   strcmp(key, "replace") == 0 ? "b" : NULL;
+                if (!want)
+                        return sd_bus_error_setf(ret, SD_BUS_ERROR_INVALID_ARGS,
+                                                 "unknown option \"%.64s\" (known: sha512, size, max_size, compression, replace)", key);
+                if (!type || strcmp(type, want) != 0)
+                        return sd_bus_error_setf(ret, SD_BUS_ERROR_INVALID_ARGS, "option %s must have type '%s', got '%s'", key,
+                                                 want, type ? type : "?");
+                if (strcmp(key, "sha512") == 0) {
+                        const char *s;
+                        r = sd_bus_message_read(msg, "v", "s", &s);
+                        if (r < 0)
+                                return r;
+                        if (strlen(s) != 128 || strspn(s, "0123456789abcdefABCDEF") != 128)
+                                return sd_bus_error_setf(ret, SD_BUS_ERROR_INVALID_ARGS,
+                                                         "option sha512 must be 128 hexadecimal digits, got %zu characters", strlen(s));
+                        for (int i = 0; i < 128; i++)
+                                fp->sha512[i] = (char)(s[i] >= 'A' && s[i] <= 'F' ? s[i] - 'A' + 'a' : s[i]);
+                        fp->sha512[128] = 0;
+                } else if (strcmp(key, "compression") == 0) {
+                        const char *s;
+                        r = sd_bus_message_read(msg, "v", "s", &s);
+                        if (r < 0)
+                                return r;
+                        if (strcmp(s, "gzip") == 0)
+                                fp->compressed = true;
+                        else if (strcmp(s, "none") == 0)
+                                fp->compressed = false;
+                        else
+                                return sd_bus_error_setf(ret, SD_BUS_ERROR_INVALID_ARGS,
+                                                         "option compression must be \"gzip\" or \"none\", got \"%.32s\"", s);
+                } else if (strcmp(key, "size") == 0) {
+                        r = sd_bus_message_read(msg, "v", "t", &fp->size);
+                        if (r < 0)
+                                return r;
+                        fp->have_size = true;
+                } else if (strcmp(key, "max_size") == 0) {
+                        uint64_t v;
+                        r = sd_bus_message_read(msg, "v", "t", &v);
+                        if (r < 0)
+                                return r;
+                        if (v == 0)
+                                return sd_bus_error_setf(ret, SD_BUS_ERROR_INVALID_ARGS, "option max_size must be greater than 0");
+                        if (v < fp->max_size)
+                                fp->max_size = v;
+                } else {
+                        int b;
+                        r = sd_bus_message_read(msg, "v", "b", &b);
+                        if (r < 0)
+                                return r;
+                        fp->replace = b;
+                }
+                r = sd_bus_message_exit_container(msg);
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_message_exit_container(msg);
+}
+
+static struct job *job_for_target(struct manager *m, enum job_type type, const char *name) {
+        for (struct job *j = m->jobs; j; j = j->next)
+                if (j->type == type && strcmp(j->target, name) == 0)
+                        return j;
+        return NULL;
+}
+
+static int method_fetch_image(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
+        struct manager *m = ud;
+        uid_t uid;
+        int r = check_access(m, msg, "FetchImage", &uid, ret);
+        if (r < 0)
+                return r;
+        const char *source, *name_arg;
+        r = sd_bus_message_read(msg, "ss", &source, &name_arg);
+        if (r < 0)
+                return r;
+        if ((r = check_string(source, "source", ret)) < 0 || (r = check_string(name_arg, "name", ret)) < 0)
+                return r;
+        struct fetch_params fp;
+        r = parse_fetch_options(m, msg, &fp, ret);
+        if (r < 0)
+                return r;
+        if (m->stopping)
+                return sd_bus_error_setf(ret, SD_BUS_ERROR_FAILED, "hvwgd is shutting down");
+        char name[80];
+        if (*name_arg)
+                snprintf(name, sizeof(name), "%s", name_arg);
+        else {
+                fetch_derive_name(source, name, sizeof(name));
+                if (!hv_name_valid(name))
+                        return sd_bus_error_setf(ret, SD_BUS_ERROR_INVALID_ARGS,
+                                                 "cannot derive a valid image name from \"%.200s\" (got \"%.80s\"): pass a name",
+                                                 source, name);
+        }
+        if ((r = check_name(name, "image", ret)) < 0)
+                return r;
+        struct hv_error e = { 0 };
+        enum fetch_scheme scheme;
+        r = fetch_check_uri(source, &m->conf, &scheme, &e);
+        if (r < 0)
+                return reply_error(ret, &e);
+        struct job *other = job_for_target(m, JOB_FETCH, name);
+        if (other)
+                return sd_bus_error_setf(ret, "org.hepix.hvwg1.Error.ImageBusy", "image %s is being fetched by job %u", name, other->id);
+        struct image *img = store_find(&m->store, name);
+        if (img && !fp.replace)
+                return sd_bus_error_setf(ret, "org.hepix.hvwg1.Error.ImageExists",
+                                         "image %s already exists (pass replace=true to replace it)", name);
+        if (img && img->users)
+                return sd_bus_error_setf(ret, "org.hepix.hvwg1.Error.ImageBusy", "image %s is used by %u machine(s)", name, img->users);
+        if (uid != 0) {
+                unsigned mine = 0;
+                for (struct job *j = m->jobs; j; j = j->next)
+                        mine += j->owner == uid;
+                if (mine >= m->conf.jobs_per_user)
+                        return sd_bus_error_setf(ret, SD_BUS_ERROR_LIMITS_EXCEEDED,
+                                                 "uid %u already has %u jobs (JobsPerUser=%u)", (unsigned)uid, mine, m->conf.jobs_per_user);
+        }
+        struct job *j = job_new(m, JOB_FETCH, name, source, uid);
+        if (!j)
+                return -ENOMEM;
+        j->fetch = fp;
+        log_info("job %u: fetch %s as %s (uid %u)", j->id, source, name, (unsigned)uid);
+        bus_emit_job_new(m, j);
+        bus_emit_active_jobs(m);
+        r = sd_bus_reply_method_return(msg, "uo", j->id, j->path);
+        job_schedule(m);
+        return r;
+}
+
+static int method_list_images(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
+        (void)ret;
+        struct manager *m = ud;
+        sd_bus_message *reply = NULL;
+        int r = sd_bus_message_new_method_return(msg, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "(sttts)");
+        for (struct image *i = m->store.images; i && r >= 0; i = i->next)
+                r = sd_bus_message_append(reply, "(sttts)", i->name, i->size, i->allocated, i->created_usec,
+                                          i->source ? i->source : "");
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
+        sd_bus_message_unref(reply);
+        return r;
+}
+
+static int method_inspect_image(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
+        struct manager *m = ud;
+        const char *name;
+        int r = sd_bus_message_read(msg, "s", &name);
+        if (r < 0)
+                return r;
+        if ((r = check_name(name, "image", ret)) < 0)
+                return r;
+        struct image *img = store_find(&m->store, name);
+        if (!img)
+                return sd_bus_error_setf(ret, "org.hepix.hvwg1.Error.NoSuchImage", "no image named %s", name);
+        if (!img->table)
+                return sd_bus_error_setf(ret, "org.hepix.hvwg1.Error.BadPartitionTable",
+                                         "image %s could not be inspected (see the daemon log)", name);
+        sd_bus_message *reply = NULL;
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "st", "mbr", img->size);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "(uybtts)");
+        for (unsigned i = 0; i < img->table->n && r >= 0; i++) {
+                const struct mbr_part *p = &img->table->parts[i];
+                r = sd_bus_message_append(reply, "(uybtts)", p->number, p->type, (int)p->bootable, p->offset, p->size, p->fs);
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
+        sd_bus_message_unref(reply);
+        return r;
+}
+
+static int method_remove_image(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
+        struct manager *m = ud;
+        int r = check_access(m, msg, "RemoveImage", NULL, ret);
+        if (r < 0)
+                return r;
+        const char *name;
+        r = sd_bus_message_read(msg, "s", &name);
+        if (r < 0)
+                return r;
+        if ((r = check_name(name, "image", ret)) < 0)
+                return r;
+        struct job *j = job_for_target(m, JOB_FETCH, name);
+        if (j && store_find(&m->store, name))
+                return sd_bus_error_setf(ret, "org.hepix.hvwg1.Error.ImageBusy", "image %s is being replaced by job %u", name, j->id);
+        struct hv_error e = { 0 };
+        r = store_remove(&m->store, name, &e);
+        if (r < 0)
+                return reply_error(ret, &e);
+        log_info("image %s removed", name);
+        return sd_bus_reply_method_return(msg, "");
+}
+
+static int method_list_jobs(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
+        (void)ret;
+        struct manager *m = ud;
+        sd_bus_message *reply = NULL;
+        int r = sd_bus_message_new_method_return(msg, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "(usssdo)");
+        for (struct job *j = m->jobs; j && r >= 0; j = j->next) {
+                pthread_mutex_lock(&j->mtx);
+                const char *phase = j->phase;
+                pthread_mutex_unlock(&j->mtx);
+                r = sd_bus_message_append(reply, "(usssdo)", j->id, job_type_name(j->type), j->target, phase, job_progress(j), j->path);
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
+        sd_bus_message_unref(reply);
+        return r;
+}
+
+static int method_cancel_job(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
+        struct manager *m = ud;
+        int r = check_access(m, msg, "CancelJob", NULL, ret);
+        if (r < 0)
+                return r;
+        uint32_t id;
+        r = sd_bus_message_read(msg, "u", &id);
+        if (r < 0)
+                return r;
+        struct job *j = job_find(m, id);
+        if (!j)
+                return sd_bus_error_setf(ret, "org.hepix.hvwg1.Error.NoSuchJob", "no job with id %u", id);
+        log_info("job %u: cancel requested", id);
+        job_cancel(j);
+        return sd_bus_reply_method_return(msg, "");
+}
+
+static int method_not_yet(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
+        struct manager *m = ud;
+        const char *member = sd_bus_message_get_member(msg);
+        bool mutating = strcmp(member, "ListMachines") != 0;
+        if (mutating) {
+                int r = check_access(m, msg, member, NULL, ret);
+                if (r < 0)
+                        return r;
+        }
+        return sd_bus_error_setf(ret, SD_BUS_ERROR_NOT_SUPPORTED,
+                                 "%s: machine management (scratch disks, libvirt domains) is not implemented in hvwgd %s yet",
+                                 member, HVWGD_VERSION);
+}
+
+static const sd_bus_vtable manager_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Version", "s", prop_conf_string, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("ImageRoot", "s", prop_conf_string, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("MachineRoot", "s", prop_conf_string, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("LibvirtURI", "s", prop_conf_string, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Hypervisor", "s", prop_conf_string, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("ScratchPerCoreGiB", "t", prop_conf_u64, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("MemoryPerCoreMiB", "t", prop_conf_u64, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("MaxImageSize", "t", prop_conf_u64, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("ActiveJobs", "u", prop_active_jobs, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_METHOD_WITH_NAMES("FetchImage", "ssa{sv}", SD_BUS_PARAM(source) SD_BUS_PARAM(name) SD_BUS_PARAM(options),
+                                 "uo", SD_BUS_PARAM(job_id) SD_BUS_PARAM(job_path), method_fetch_image, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("ListImages", "", , "a(sttts)", SD_BUS_PARAM(images), method_list_images, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("InspectImage", "s", SD_BUS_PARAM(name), "sta(uybtts)",
+                                 SD_BUS_PARAM(table) SD_BUS_PARAM(size) SD_BUS_PARAM(partitions), method_inspect_image,
+                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("RemoveImage", "s", SD_BUS_PARAM(name), "", , method_remove_image, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("CreateMachine", "ssua{sv}", SD_BUS_PARAM(image) SD_BUS_PARAM(name) SD_BUS_PARAM(cores) SD_BUS_PARAM(options),
+                                 "uo", SD_BUS_PARAM(job_id) SD_BUS_PARAM(job_path), method_not_yet, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("ListMachines", "", , "a(ssuttss)", SD_BUS_PARAM(machines), method_not_yet, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("DestroyMachine", "sa{sv}", SD_BUS_PARAM(name) SD_BUS_PARAM(options), "", , method_not_yet,
+                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("ListJobs", "", , "a(usssdo)", SD_BUS_PARAM(jobs), method_list_jobs, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("CancelJob", "u", SD_BUS_PARAM(id), "", , method_cancel_job, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_SIGNAL_WITH_NAMES("JobNew", "uo", SD_BUS_PARAM(id) SD_BUS_PARAM(path), 0),
+        SD_BUS_SIGNAL_WITH_NAMES("JobRemoved", "uosss",
+                                 SD_BUS_PARAM(id) SD_BUS_PARAM(path) SD_BUS_PARAM(result) SD_BUS_PARAM(error_name) SD_BUS_PARAM(error_message), 0),
+        SD_BUS_VTABLE_END
+};
+
+/* ---- Job objects ---- */
+
+static int job_prop(sd_bus *bus, const char *path, const char *iface, const char *prop, sd_bus_message *reply, void *ud,
+                    sd_bus_error *err) {
+        (void)bus; (void)path; (void)iface; (void)err;
+        struct job *j = ud;
+        if (strcmp(prop, "Id") == 0)
+                return sd_bus_message_append(reply, "u", j->id);
+        if (strcmp(prop, "Type") == 0)
+                return sd_bus_message_append(reply, "s", job_type_name(j->type));
+        if (strcmp(prop, "Target") == 0)
+                return sd_bus_message_append(reply, "s", j->target);
+        if (strcmp(prop, "Source") == 0)
+                return sd_bus_message_append(reply, "s", j->source);
+        if (strcmp(prop, "Progress") == 0)
+                return sd_bus_message_append(reply, "d", job_progress(j));
+        pthread_mutex_lock(&j->mtx);
+        const char *phase = j->phase;
+        uint64_t done = j->bytes_done, total = j->bytes_total;
+        pthread_mutex_unlock(&j->mtx);
+        if (strcmp(prop, "Phase") == 0)
+                return sd_bus_message_append(reply, "s", phase);
+        if (strcmp(prop, "BytesDone") == 0)
+                return sd_bus_message_append(reply, "t", done);
+        return sd_bus_message_append(reply, "t", total);
+}
+
+static int job_method_cancel(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
+        struct job *j = ud;
+        int r = check_access(j->mgr, msg, "Job.Cancel", NULL, ret);
+        if (r < 0)
+                return r;
+        log_info("job %u: cancel requested", j->id);
+        job_cancel(j);
+        return sd_bus_reply_method_return(msg, "");
+}
+
+static const sd_bus_vtable job_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Id", "u", job_prop, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Type", "s", job_prop, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Target", "s", job_prop, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Source", "s", job_prop, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Phase", "s", job_prop, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Progress", "d", job_prop, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("BytesDone", "t", job_prop, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("BytesTotal", "t", job_prop, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_METHOD("Cancel", "", "", job_method_cancel, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_VTABLE_END
+};
+
+static int job_object_find(sd_bus *bus, const char *path, const char *iface, void *ud, void **found, sd_bus_error *err) {
+        (void)bus; (void)iface; (void)err;
+        struct job *j = job_find_by_path(ud, path);
+        if (!j)
+                return 0;
+        *found = j;
+        return 1;
+}
+
+static int job_node_enumerator(sd_bus *bus, const char *path, void *ud, char ***nodes, sd_bus_error *err) {
+        (void)bus; (void)path; (void)err;
+        struct manager *m = ud;
+        size_t n = 0;
+        for (struct job *j = m->jobs; j; j = j->next)
+                n++;
+        char **l = calloc(n + 1, sizeof(char *));
+        if (!l)
+                return -ENOMEM;
+        size_t i = 0;
+        for (struct job *j = m->jobs; j; j = j->next) {
+                if (!(l[i] = strdup(j->path))) {
+                        for (size_t k = 0; k < i; k++)
+                                free(l[k]);
+                        free(l);
+                        return -ENOMEM;
+                }
+                i++;
+        }
+        *nodes = l;
+        return 0;
+}
+
+void bus_emit_job_new(struct manager *m, struct job *j) {
+        int r = sd_bus_emit_signal(m->bus, HV_OBJ_PATH, HV_MANAGER_IFACE, "JobNew", "uo", j->id, j->path);
+        if (r < 0)
+                log_warning("cannot emit JobNew: %s", strerror(-r));
+}
+
+void bus_emit_job_changed(struct manager *m, struct job *j) {
+        int r = sd_bus_emit_properties_changed(m->bus, j->path, HV_JOB_IFACE, "Phase", "Progress", "BytesDone", "BytesTotal", NULL);
+        if (r < 0)
+                log_warning("cannot emit PropertiesChanged for job %u: %s", j->id, strerror(-r));
+}
+
+void bus_emit_job_removed(struct manager *m, struct job *j, const char *result) {
+        bool failed = strcmp(result, "failed") == 0;
+        int r = sd_bus_emit_signal(m->bus, HV_OBJ_PATH, HV_MANAGER_IFACE, "JobRemoved", "uosss", j->id, j->path, result,
+                                   failed ? hv_error_name(&j->err) : "", failed ? j->err.msg : "");
+        if (r < 0)
+                log_warning("cannot emit JobRemoved: %s", strerror(-r));
+}
+
+void bus_emit_active_jobs(struct manager *m) {
+        int r = sd_bus_emit_properties_changed(m->bus, HV_OBJ_PATH, HV_MANAGER_IFACE, "ActiveJobs", NULL);
+        if (r < 0)
+                log_warning("cannot emit PropertiesChanged: %s", strerror(-r));
+}
+
+int bus_setup(struct manager *m) {
+        struct group *g = getgrnam("hvwg");
+        m->hvwg_gid = g ? g->gr_gid : (gid_t)-1;
+        if (!g)
+                log_info("group hvwg does not exist: only root may change state");
+        int r = sd_bus_add_object_vtable(m->bus, NULL, HV_OBJ_PATH, HV_MANAGER_IFACE, manager_vtable, m);
+        if (r < 0)
+                return r;
+        r = sd_bus_add_fallback_vtable(m->bus, NULL, HV_JOB_PREFIX, HV_JOB_IFACE, job_vtable, job_object_find, m);
+        if (r < 0)
+                return r;
+        r = sd_bus_add_node_enumerator(m->bus, NULL, HV_JOB_PREFIX, job_node_enumerator, m);
+        if (r < 0)
+                return r;
+        return sd_bus_add_object_manager(m->bus, NULL, HV_OBJ_PATH);
+}

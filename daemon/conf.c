@@ -1,0 +1,285 @@
+/* conf.c: the INI parser for hvwgd.conf and its drop-ins. */
+#define _GNU_SOURCE
+#include "conf.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+
+void hv_conf_defaults(struct hv_conf *c) {
+        memset(c, 0, sizeof(*c));
+        strcpy(c->image_root, "/var/lib/hvwgd/images");
+        strcpy(c->machine_root, "/var/lib/hvwgd/machines");
+        c->max_image_size = 64ULL << 30;
+        c->scratch_per_core_gib = 20;
+        c->memory_per_core_mib = 2048;
+        strcpy(c->scratch_filesystem, "ext4");
+        strcpy(c->hypervisor, "auto");
+        c->max_concurrent = 2;
+        c->connect_timeout_sec = 30;
+        c->stall_timeout_sec = 60;
+        c->max_redirects = 10;
+        strcpy(c->inflate, "isal");
+        c->jobs_per_user = 8;
+}
+
+enum section { SEC_NONE, SEC_STORAGE, SEC_MACHINE, SEC_FETCH };
+
+static char *strip(char *s) {
+        while (*s == ' ' || *s == '\t')
+                s++;
+        size_t n = strlen(s);
+        while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r'))
+                s[--n] = 0;
+        return s;
+}
+
+static int set_str(char *dst, size_t dstlen, const char *v) {
+        if (strlen(v) >= dstlen)
+                return -ENAMETOOLONG;
+        strcpy(dst, v);
+        return 0;
+}
+
+static int set_path(char *dst, size_t dstlen, const char *v) {
+        if (v[0] != '/')
+                return -EINVAL;
+        return set_str(dst, dstlen, v);
+}
+
+static int set_choice(char *dst, size_t dstlen, const char *v, const char *const *choices) {
+        for (; *choices; choices++)
+                if (strcmp(v, *choices) == 0)
+                        return set_str(dst, dstlen, v);
+        return -EINVAL;
+}
+
+static int set_dirs(struct hv_conf *c, const char *v) {
+        char buf[HV_CONF_MAX_DIRS * 512];
+        if (strlen(v) >= sizeof(buf))
+                return -ENAMETOOLONG;
+        strcpy(buf, v);
+        unsigned n = 0;
+        char *save = NULL;
+        for (char *t = strtok_r(buf, " \t", &save); t; t = strtok_r(NULL, " \t", &save)) {
+                if (n >= HV_CONF_MAX_DIRS)
+                        return -E2BIG;
+                if (t[0] != '/')
+                        return -EINVAL;
+                if (set_str(c->allowed_source_dirs[n], sizeof(c->allowed_source_dirs[n]), t) < 0)
+                        return -ENAMETOOLONG;
+                n++;
+        }
+        c->n_allowed_source_dirs = n;
+        return 0;
+}
+
+/* Returns 1 when the key is known and set, 0 when unknown, <0 on a bad value (*why says what). */
+static int apply(struct hv_conf *c, enum section sec, const char *k, const char *v, const char **why) {
+        static const char *const fs[] = { "ext4", "ext3", "ext2", NULL };
+        static const char *const hv[] = { "auto", "kvm", "qemu", "xen", NULL };
+        static const char *const infl[] = { "isal", "zlib", NULL };
+        int r;
+        *why = "invalid value";
+        if (sec == SEC_STORAGE) {
+                *why = "expected an absolute path";
+                if (strcmp(k, "ImageRoot") == 0)
+                        return set_path(c->image_root, sizeof(c->image_root), v) ?: 1;
+                if (strcmp(k, "MachineRoot") == 0)
+                        return set_path(c->machine_root, sizeof(c->machine_root), v) ?: 1;
+                if (strcmp(k, "AllowedSourceDirs") == 0) {
+                        *why = "expected space-separated absolute directories";
+                        return set_dirs(c, v) ?: 1;
+                }
+                *why = "expected a size such as 64G (suffixes K, M, G, T)";
+                if (strcmp(k, "MaxImageSize") == 0) {
+                        r = hv_parse_size(v, &c->max_image_size);
+                        return r < 0 ? r : (c->max_image_size == 0 ? -EINVAL : 1);
+                }
+                return 0;
+        }
+        if (sec == SEC_MACHINE) {
+                if (strcmp(k, "ScratchPerCoreGiB") == 0 || strcmp(k, "MemoryPerCoreMiB") == 0) {
+                        unsigned u;
+                        *why = "expected a whole number";
+                        r = hv_parse_uint(v, 0, 1u << 24, &u);
+                        if (r < 0)
+                                return r;
+                        if (k[0] == 'S')
+                                c->scratch_per_core_gib = u;
+                        else if (u == 0) {
+                                *why = "must be at least 1";
+                                return -EINVAL;
+                        } else
+                                c->memory_per_core_mib = u;
+                        return 1;
+                }
+                if (strcmp(k, "ScratchFilesystem") == 0) {
+                        *why = "expected ext4, ext3 or ext2";
+                        return set_choice(c->scratch_filesystem, sizeof(c->scratch_filesystem), v, fs) ?: 1;
+                }
+                if (strcmp(k, "Hypervisor") == 0) {
+                        *why = "expected auto, kvm, qemu or xen";
+                        return set_choice(c->hypervisor, sizeof(c->hypervisor), v, hv) ?: 1;
+                }
+                *why = "value too long";
+                if (strcmp(k, "LibvirtURI") == 0)
+                        return set_str(c->libvirt_uri, sizeof(c->libvirt_uri), v) ?: 1;
+                if (strcmp(k, "Network") == 0) {
+                        *why = "expected a libvirt network name";
+                        if (*v && !hv_name_valid(v))
+                                return -EINVAL;
+                        return set_str(c->network, sizeof(c->network), v) ?: 1;
+                }
+                return 0;
+        }
+        if (sec == SEC_FETCH) {
+                struct { const char *key; unsigned *dst; unsigned min, max; } nums[] = {
+                        { "MaxConcurrent", &c->max_concurrent, 1, 64 },
+                        { "ConnectTimeoutSec", &c->connect_timeout_sec, 1, 3600 },
+                        { "StallTimeoutSec", &c->stall_timeout_sec, 1, 86400 },
+                        { "MaxRedirects", &c->max_redirects, 0, 50 },
+                        { "JobsPerUser", &c->jobs_per_user, 1, 1024 },
+                };
+                for (size_t i = 0; i < ELEMENTSOF(nums); i++)
+                        if (strcmp(k, nums[i].key) == 0) {
+                                *why = "expected a whole number in range";
+                                return hv_parse_uint(v, nums[i].min, nums[i].max, nums[i].dst) ?: 1;
+                        }
+                if (strcmp(k, "Inflate") == 0) {
+                        *why = "expected isal or zlib";
+                        return set_choice(c->inflate, sizeof(c->inflate), v, infl) ?: 1;
+                }
+                *why = "expected an absolute path";
+                if (strcmp(k, "CAPath") == 0)
+                        return (*v ? set_path(c->ca_path, sizeof(c->ca_path), v) : set_str(c->ca_path, 1, "")) ?: 1;
+                *why = "value too long";
+                if (strcmp(k, "Proxy") == 0)
+                        return set_str(c->proxy, sizeof(c->proxy), v) ?: 1;
+                return 0;
+        }
+        return 0;
+}
+
+int hv_conf_parse(struct hv_conf *c, const char *text, size_t len, const char *file,
+                  hv_conf_warn_fn warn, void *userdata, struct hv_error *e) {
+        enum section sec = SEC_NONE;
+        unsigned lineno = 0;
+        size_t pos = 0;
+        while (pos < len) {
+                size_t end = pos;
+                while (end < len && text[end] != '\n')
+                        end++;
+                lineno++;
+                char line[4096];
+                if (end - pos >= sizeof(line))
+                        return hv_fail(e, HV_E_INVALID_ARGS, EINVAL, "%s:%u: line too long", file, lineno);
+                memcpy(line, text + pos, end - pos);
+                line[end - pos] = 0;
+                pos = end + 1;
+                char *s = strip(line);
+                if (*s == 0 || *s == '#' || *s == ';')
+                        continue;
+                if (*s == '[') {
+                        char *close = strchr(s, ']');
+                        if (!close || *strip(close + 1) != 0)
+                                return hv_fail(e, HV_E_INVALID_ARGS, EINVAL, "%s:%u: malformed section header", file, lineno);
+                        *close = 0;
+                        const char *name = s + 1;
+                        if (strcmp(name, "Storage") == 0)
+                                sec = SEC_STORAGE;
+                        else if (strcmp(name, "Machine") == 0)
+                                sec = SEC_MACHINE;
+                        else if (strcmp(name, "Fetch") == 0)
+                                sec = SEC_FETCH;
+                        else
+                                return hv_fail(e, HV_E_INVALID_ARGS, EINVAL,
+                                               "%s:%u: unknown section [%s] (known: Storage, Machine, Fetch)", file, lineno, name);
+                        continue;
+                }
+                char *eq = strchr(s, '=');
+                if (!eq)
+                        return hv_fail(e, HV_E_INVALID_ARGS, EINVAL, "%s:%u: expected KEY=VALUE, got \"%.64s\"", file, lineno, s);
+                *eq = 0;
+                char *k = strip(s), *v = strip(eq + 1);
+                if (*k == 0)
+                        return hv_fail(e, HV_E_INVALID_ARGS, EINVAL, "%s:%u: empty key", file, lineno);
+                if (sec == SEC_NONE)
+                        return hv_fail(e, HV_E_INVALID_ARGS, EINVAL, "%s:%u: key %s outside of any section", file, lineno, k);
+                const char *why;
+                int r = apply(c, sec, k, v, &why);
+                if (r < 0)
+                        return hv_fail(e, HV_E_INVALID_ARGS, EINVAL, "%s:%u: %s=%.128s: %s", file, lineno, k, v, why);
+                if (r == 0 && warn) {
+                        char msg[256];
+                        snprintf(msg, sizeof(msg), "unknown key %.64s, ignored", k);
+                        warn(file, lineno, msg, userdata);
+                }
+        }
+        return 0;
+}
+
+static int load_one(struct hv_conf *c, const char *path, bool required, hv_conf_warn_fn warn, void *ud, struct hv_error *e) {
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+        int r = hv_read_file(path, 1 << 20, &text, &len);
+        if (r == -ENOENT && !required)
+                return 0;
+        if (r < 0)
+                return hv_fail(e, HV_E_INVALID_ARGS, -r, "%s: cannot read configuration: %s", path, strerror(-r));
+        if (strlen(text) != len)
+                return hv_fail(e, HV_E_INVALID_ARGS, EINVAL, "%s: contains a NUL byte", path);
+        return hv_conf_parse(c, text, len, path, warn, ud, e);
+}
+
+static int cmp_str(const void *a, const void *b) {
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int hv_conf_load(struct hv_conf *c, const char *path, bool required, hv_conf_warn_fn warn, void *ud, struct hv_error *e) {
+        int r = load_one(c, path, required, warn, ud, e);
+        if (r < 0)
+                return r;
+        char dir[PATH_MAX];
+        if (snprintf(dir, sizeof(dir), "%s.d", path) >= (int)sizeof(dir))
+                return hv_fail(e, HV_E_INVALID_ARGS, ENAMETOOLONG, "%s: path too long", path);
+        DIR *d = opendir(dir);
+        if (!d) {
+                if (errno == ENOENT)
+                        return 0;
+                return hv_fail_errno(e, HV_E_INVALID_ARGS, errno, "%s: cannot open drop-in directory", dir);
+        }
+        char *names[256];
+        size_t n = 0;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                size_t l = strlen(de->d_name);
+                if (de->d_name[0] == '.' || l < 6 || strcmp(de->d_name + l - 5, ".conf") != 0)
+                        continue;
+                if (n == ELEMENTSOF(names)) {
+                        r = hv_fail(e, HV_E_INVALID_ARGS, E2BIG, "%s: more than %zu drop-ins", dir, ELEMENTSOF(names));
+                        break;
+                }
+                if (!(names[n] = strdup(de->d_name))) {
+                        r = -ENOMEM;
+                        break;
+                }
+                n++;
+        }
+        closedir(d);
+        if (r >= 0) {
+                qsort(names, n, sizeof(names[0]), cmp_str);
+                for (size_t i = 0; i < n && r >= 0; i++) {
+                        char p[PATH_MAX];
+                        if (snprintf(p, sizeof(p), "%s/%s", dir, names[i]) >= (int)sizeof(p)) {
+                                r = hv_fail(e, HV_E_INVALID_ARGS, ENAMETOOLONG, "%s/%s: path too long", dir, names[i]);
+                                break;
+                        }
+                        r = load_one(c, p, true, warn, ud, e);
+                }
+        }
+        for (size_t i = 0; i < n; i++)
+                free(names[i]);
+        return r;
+}

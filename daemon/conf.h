@@ -1,0 +1,41 @@
+/* conf.h: hvwgd.conf, an INI file plus drop-ins; the parser is pure (text in, struct out). */
+#pragma once
+#include "util.h"
+
+#define HV_CONF_MAX_DIRS 32
+
+struct hv_conf {
+        /* [Storage] */
+        char image_root[512];
+        char machine_root[512];
+        uint64_t max_image_size;
+        char allowed_source_dirs[HV_CONF_MAX_DIRS][512];
+        unsigned n_allowed_source_dirs;
+        /* [Machine] */
+        uint64_t scratch_per_core_gib;
+        uint64_t memory_per_core_mib;
+        char scratch_filesystem[16];
+        char hypervisor[16];
+        char libvirt_uri[512];
+        char network[128];
+        /* [Fetch] */
+        unsigned max_concurrent;
+        unsigned connect_timeout_sec;
+        unsigned stall_timeout_sec;
+        unsigned max_redirects;
+        char inflate[16];          /* isal | zlib */
+        char ca_path[512];         /* empty: the system default */
+        char proxy[512];           /* empty: libcurl's standard environment variables */
+        unsigned jobs_per_user;    /* non-root callers */
+};
+
+typedef void (*hv_conf_warn_fn)(const char *file, unsigned line, const char *msg, void *userdata);
+
+void hv_conf_defaults(struct hv_conf *c);
+/* Applies one file's text over *c. Unknown keys call warn; malformed lines, unknown sections and
+ * bad values fail with "FILE:LINE: ..." in e. */
+int hv_conf_parse(struct hv_conf *c, const char *text, size_t len, const char *file,
+                  hv_conf_warn_fn warn, void *userdata, struct hv_error *e);
+/* Loads `path` (must exist when `required`), then PATH.d/ *.conf in lexical order. */
+int hv_conf_load(struct hv_conf *c, const char *path, bool required,
+                 hv_conf_warn_fn warn, void *userdata, struct hv_error *e);

@@ -1,0 +1,435 @@
+/* import.c: one FetchImage job: read + SHA-512 | inflate | sparse write, then verify, inspect
+ * and publish. Three threads hand whole buffers through bounded queues. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <openssl/evp.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include "bufq.h"
+#include "fetch.h"
+#include "inspect.h"
+#include "job.h"
+#include "log.h"
+#include "manager.h"
+#include "sparse.h"
+
+#define IN_BUF_SIZE (256 * 1024)
+#define IN_BUFS 8
+#define OUT_BUF_SIZE (2 * 1024 * 1024)
+#define OUT_BUFS 6
+/* Typical ratio of real (non-zero) data to its gzip size, for the early free-space check:
+ * zero runs become holes, so the estimate counts only compressed data expanding. */
+#define SPACE_RATIO 2
+
+struct pipeline {
+        struct job *job;
+        const struct fetch_params *fp;
+        const struct hv_conf *conf;
+        pthread_mutex_t err_mtx;
+        struct hv_error err;
+        int r;
+        struct bufq in_free, in_full, out_free, out_full;
+        struct buf in_bufs[IN_BUFS], out_bufs[OUT_BUFS];
+        struct bufq *home_of_in, *home_of_out;
+        EVP_MD_CTX *sha;
+        uint64_t read_bytes, total;
+        struct buf *cur;
+        int fd;
+        char store_dir[600];
+        struct sparse_writer sw;
+};
+
+/* The first error wins; it aborts every stage. A stage that merely saw the abort says nothing. */
+static void pipe_fail(struct pipeline *p, int r, const struct hv_error *e) {
+        if (r == -ECANCELED && (!e || e->kind == HV_E_CANCELED || !hv_error_set(e)))
+                return;
+        pthread_mutex_lock(&p->err_mtx);
+        if (p->r == 0) {
+                p->r = r;
+                if (e)
+                        p->err = *e;
+        }
+        pthread_mutex_unlock(&p->err_mtx);
+        atomic_store(&p->job->cancel, true);
+}
+
+static struct bufq *home(struct pipeline *p, struct buf *b) {
+        return (b >= p->in_bufs && b < p->in_bufs + IN_BUFS) ? &p->in_free : &p->out_free;
+}
+
+static int on_total(void *ud, uint64_t total, struct hv_error *e) {
+        struct pipeline *p = ud;
+        const struct fetch_params *fp = p->fp;
+        p->total = total;
+        if (fp->have_size && total && total != fp->size)
+                return hv_fail(e, HV_E_SIZE, EBADMSG, "size mismatch: expected %llu bytes, the source has %llu",
+                               (unsigned long long)fp->size, (unsigned long long)total);
+        uint64_t known = fp->have_size ? fp->size : total;
+        job_set_bytes(p->job, 0, known);
+        if (!known)
+                return 0;
+        uint64_t need = fp->compressed ? known * SPACE_RATIO : known;
+        if (need > fp->max_size)
+                need = fp->max_size;
+        struct statvfs sv;
+        if (fstatvfs(p->fd, &sv) == 0) {
+                uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+                if (avail < need) {
+                        char a[32], b[32];
+                        return hv_fail(e, HV_E_NO_SPACE, ENOSPC,
+                                       "not enough space in %s: the image needs about %s, %s free",
+                                       p->store_dir, hv_format_size(need, a, sizeof(a)), hv_format_size(avail, b, sizeof(b)));
+                }
+        }
+        return 0;
+}
+
+static int on_data(void *ud, const uint8_t *data, size_t n, struct hv_error *e) {
+        struct pipeline *p = ud;
+        if (atomic_load(&p->job->cancel))
+                return -ECANCELED;
+        p->read_bytes += n;
+        if (p->fp->have_size && p->read_bytes > p->fp->size)
+                return hv_fail(e, HV_E_SIZE, EBADMSG, "size mismatch: the download is longer than the expected %llu bytes",
+                               (unsigned long long)p->fp->size);
+        if (EVP_DigestUpdate(p->sha, data, n) != 1)
+                return hv_fail(e, HV_E_ERRNO, EIO, "SHA-512 update failed");
+        while (n > 0) {
+                if (!p->cur) {
+                        int r = bufq_pop(&p->in_free, &p->cur);
+                        if (r < 0)
+                                return r;
+                        p->cur->len = 0;
+                        p->cur->eof = false;
+                }
+                size_t k = p->cur->cap - p->cur->len;
+                if (k > n)
+                        k = n;
+                memcpy(p->cur->data + p->cur->len, data, k);
+                p->cur->len += k;
+                data += k;
+                n -= k;
+                if (p->cur->len == p->cur->cap) {
+                        int r = bufq_push(&p->in_full, p->cur);
+                        p->cur = NULL;
+                        if (r < 0)
+                                return r;
+                }
+        }
+        job_set_bytes(p->job, p->read_bytes, p->fp->have_size ? p->fp->size : p->total);
+        return 0;
+}
+
+static int too_large(struct pipeline *p, uint64_t out, struct hv_error *e) {
+        if (out <= p->fp->max_size)
+                return 0;
+        char a[32];
+        return hv_fail(e, HV_E_TOO_LARGE, EFBIG, "the image is larger than the limit of %s (%llu bytes); stopped after %llu bytes",
+                       hv_format_size(p->fp->max_size, a, sizeof(a)), (unsigned long long)p->fp->max_size,
+                       (unsigned long long)out);
+}
+
+static void *inflate_thread(void *arg) {
+        struct pipeline *p = arg;
+        struct hv_error e = { 0 };
+        struct gunzip g;
+        int r = 0;
+        bool g_ok = false;
+        if (p->fp->compressed) {
+                r = gunzip_init(&g, p->fp->engine);
+                if (r < 0) {
+                        hv_fail(&e, HV_E_ERRNO, -r, "cannot initialise the decompressor");
+                        goto fail;
+                }
+                g_ok = true;
+        }
+        struct buf *out = NULL;
+        uint64_t total_out = 0;
+        for (;;) {
+                struct buf *b;
+                r = bufq_pop(&p->in_full, &b);
+                if (r < 0)
+                        goto fail;
+                bool eof = b->eof;
+                if (!p->fp->compressed) {
+                        total_out += b->len;
+                        r = too_large(p, total_out, &e);
+                        if (r < 0)
+                                goto fail;
+                        r = bufq_push(&p->out_full, b);
+                        if (r < 0)
+                                goto fail;
+                        if (eof)
+                                break;
+                        continue;
+                }
+                size_t pos = 0, ou;
+                do {
+                        if (!out) {
+                                r = bufq_pop(&p->out_free, &out);
+                                if (r < 0)
+                                        goto fail;
+                                out->len = 0;
+                                out->eof = false;
+                        }
+                        size_t iu;
+                        r = gunzip_step(&g, b->data + pos, b->len - pos, &iu, out->data + out->len, out->cap - out->len, &ou, &e);
+                        if (r < 0)
+                                goto fail;
+                        pos += iu;
+                        out->len += ou;
+                        total_out += ou;
+                        r = too_large(p, total_out, &e);
+                        if (r < 0)
+                                goto fail;
+                        bool full = out->len == out->cap;
+                        if (full) {
+                                r = bufq_push(&p->out_full, out);
+                                out = NULL;
+                                if (r < 0)
+                                        goto fail;
+                        } else if (iu == 0 && ou == 0 && pos < b->len) {
+                                r = hv_fail(&e, HV_E_BAD_COMPRESSION, EBADMSG, "decompressor stuck at byte offset %llu",
+                                            (unsigned long long)g.in_off);
+                                goto fail;
+                        }
+                        if (full && eof)
+                                ou = 1; /* output room ran out: drain the decoder again */
+                } while (pos < b->len || (eof && ou > 0));
+                r = bufq_push(&p->in_free, b);
+                if (r < 0)
+                        goto fail;
+                if (eof) {
+                        r = gunzip_finish(&g, &e);
+                        if (r < 0)
+                                goto fail;
+                        if (!out) {
+                                r = bufq_pop(&p->out_free, &out);
+                                if (r < 0)
+                                        goto fail;
+                                out->len = 0;
+                        }
+                        out->eof = true;
+                        r = bufq_push(&p->out_full, out);
+                        out = NULL;
+                        if (r < 0)
+                                goto fail;
+                        break;
+                }
+        }
+        if (g_ok)
+                gunzip_done(&g);
+        return NULL;
+fail:
+        if (g_ok)
+                gunzip_done(&g);
+        pipe_fail(p, r, &e);
+        return NULL;
+}
+
+static void *write_thread(void *arg) {
+        struct pipeline *p = arg;
+        struct hv_error e = { 0 };
+        int r;
+        for (;;) {
+                struct buf *b;
+                r = bufq_pop(&p->out_full, &b);
+                if (r < 0)
+                        goto fail;
+                bool eof = b->eof;
+                r = sparse_append(&p->sw, b->data, b->len, &e);
+                if (r < 0)
+                        goto fail;
+                r = bufq_push(home(p, b), b);
+                if (r < 0)
+                        goto fail;
+                if (eof)
+                        break;
+        }
+        r = sparse_finish(&p->sw, &e);
+        if (r < 0)
+                goto fail;
+        return NULL;
+fail:
+        pipe_fail(p, r, &e);
+        return NULL;
+}
+
+static int alloc_bufs(struct buf *bufs, unsigned n, size_t size, struct bufq *free_q) {
+        for (unsigned i = 0; i < n; i++) {
+                bufs[i].data = malloc(size);
+                if (!bufs[i].data)
+                        return -ENOMEM;
+                bufs[i].cap = size;
+                bufs[i].len = 0;
+                int r = bufq_push(free_q, &bufs[i]);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* Runs the three stages; on return every thread has ended. */
+static int run_pipeline(struct pipeline *p, struct hv_error *e) {
+        atomic_bool *abort = &p->job->cancel;
+        bufq_init(&p->in_free, abort);
+        bufq_init(&p->in_full, abort);
+        bufq_init(&p->out_free, abort);
+        bufq_init(&p->out_full, abort);
+        pthread_mutex_init(&p->err_mtx, NULL);
+        int r = alloc_bufs(p->in_bufs, IN_BUFS, IN_BUF_SIZE, &p->in_free);
+        if (r >= 0)
+                r = alloc_bufs(p->out_bufs, OUT_BUFS, OUT_BUF_SIZE, &p->out_free);
+        p->sha = EVP_MD_CTX_new();
+        if (r < 0 || !p->sha || EVP_DigestInit_ex(p->sha, EVP_sha512(), NULL) != 1) {
+                r = hv_fail(e, HV_E_ERRNO, ENOMEM, "out of memory setting up the import");
+                goto out;
+        }
+        pthread_t ti, tw;
+        if (pthread_create(&ti, NULL, inflate_thread, p) != 0) {
+                r = hv_fail(e, HV_E_ERRNO, EAGAIN, "cannot start the inflate thread");
+                goto out;
+        }
+        if (pthread_create(&tw, NULL, write_thread, p) != 0) {
+                atomic_store(abort, true);
+                pthread_join(ti, NULL);
+                r = hv_fail(e, HV_E_ERRNO, EAGAIN, "cannot start the write thread");
+                goto out;
+        }
+        struct fetch_req req = { .uri = p->job->source, .conf = p->conf, .cancel = abort,
+                                 .data = on_data, .total = on_total, .userdata = p };
+        struct hv_error re = { 0 };
+        r = fetch_run(&req, &re);
+        if (r >= 0) {
+                /* hand over the last partial buffer, then the end marker */
+                if (!p->cur) {
+                        r = bufq_pop(&p->in_free, &p->cur);
+                        if (r >= 0)
+                                p->cur->len = 0;
+                }
+                if (r >= 0) {
+                        p->cur->eof = true;
+                        r = bufq_push(&p->in_full, p->cur);
+                        p->cur = NULL;
+                }
+        }
+        if (r < 0)
+                pipe_fail(p, r, &re);
+        pthread_join(ti, NULL);
+        pthread_join(tw, NULL);
+        r = p->r;
+        if (r < 0)
+                *e = p->err;
+        else if (atomic_load(&p->job->user_canceled))
+                r = hv_fail(e, HV_E_CANCELED, ECANCELED, "canceled");
+out:
+        for (unsigned i = 0; i < IN_BUFS; i++)
+                free(p->in_bufs[i].data);
+        for (unsigned i = 0; i < OUT_BUFS; i++)
+                free(p->out_bufs[i].data);
+        bufq_destroy(&p->in_free);
+        bufq_destroy(&p->in_full);
+        bufq_destroy(&p->out_free);
+        bufq_destroy(&p->out_full);
+        pthread_mutex_destroy(&p->err_mtx);
+        return r;
+}
+
+static int verify(struct pipeline *p, char *hex, struct hv_error *e) {
+        uint8_t md[EVP_MAX_MD_SIZE];
+        unsigned mdlen = 0;
+        if (EVP_DigestFinal_ex(p->sha, md, &mdlen) != 1)
+                return hv_fail(e, HV_E_ERRNO, EIO, "SHA-512 finalisation failed");
+        hv_hex(md, mdlen, hex);
+        if (p->fp->have_size && p->read_bytes != p->fp->size)
+                return hv_fail(e, HV_E_SIZE, EBADMSG, "size mismatch: expected %llu bytes, got %llu",
+                               (unsigned long long)p->fp->size, (unsigned long long)p->read_bytes);
+        if (p->fp->sha512[0] && strcmp(p->fp->sha512, hex) != 0)
+                return hv_fail(e, HV_E_CHECKSUM, EBADMSG, "checksum mismatch: expected sha512 %s, got %s", p->fp->sha512, hex);
+        return 0;
+}
+
+int import_run(struct job *j, struct hv_error *e) {
+        const struct hv_conf *conf = manager_conf(j->mgr);
+        struct pipeline *p = calloc(1, sizeof(*p));
+        if (!p)
+                return hv_fail(e, HV_E_ERRNO, ENOMEM, "out of memory");
+        p->job = j;
+        p->fp = &j->fetch;
+        p->conf = conf;
+        p->fd = -1;
+        snprintf(p->store_dir, sizeof(p->store_dir), "%s", conf->image_root);
+        char tmp[PATH_MAX];
+        snprintf(tmp, sizeof(tmp), "%s/.tmp/%s.XXXXXX", conf->image_root, j->target);
+        struct image *img = NULL;
+        char hex[129] = "";
+        int r;
+        job_set_phase(j, "download");
+        p->fd = mkostemp(tmp, O_CLOEXEC);
+        if (p->fd < 0) {
+                r = hv_fail_errno(e, HV_E_ERRNO, errno, "cannot create a temporary file in %s/.tmp", conf->image_root);
+                tmp[0] = 0;
+                goto out;
+        }
+        sparse_init(&p->sw, p->fd);
+        r = run_pipeline(p, e);
+        if (r < 0)
+                goto out;
+        job_set_phase(j, "verify");
+        r = verify(p, hex, e);
+        if (r < 0)
+                goto out;
+        if (fsync(p->fd) < 0) {
+                r = hv_fail_errno(e, HV_E_ERRNO, errno, "cannot flush the image to disk");
+                goto out;
+        }
+        if (atomic_load(&j->cancel)) {
+                r = hv_fail(e, HV_E_CANCELED, ECANCELED, "canceled");
+                goto out;
+        }
+        job_set_phase(j, "inspect");
+        img = calloc(1, sizeof(*img));
+        if (!img || !(img->table = calloc(1, sizeof(*img->table))) || !(img->source = strdup(j->source))) {
+                r = hv_fail(e, HV_E_ERRNO, ENOMEM, "out of memory");
+                goto out;
+        }
+        r = inspect_fd(p->fd, p->sw.off, img->table, e);
+        if (r < 0)
+                goto out;
+        job_set_phase(j, "publish");
+        snprintf(img->name, sizeof(img->name), "%s", j->target);
+        snprintf(img->sha512, sizeof(img->sha512), "%s", hex);
+        img->size = p->sw.off;
+        img->compressed_size = p->read_bytes;
+        img->created_usec = hv_now_usec();
+        if (fchmod(p->fd, 0444) < 0) {
+                r = hv_fail_errno(e, HV_E_ERRNO, errno, "cannot make the image read-only");
+                goto out;
+        }
+        if (atomic_load(&j->cancel)) {
+                r = hv_fail(e, HV_E_CANCELED, ECANCELED, "canceled");
+                goto out;
+        }
+        r = store_publish(conf->image_root, tmp, img, j->fetch.replace, e);
+        if (r < 0)
+                goto out;
+        log_info("image %s published: %llu bytes (%llu allocated) from %s", img->name, (unsigned long long)img->size,
+                 (unsigned long long)img->allocated, j->source);
+        tmp[0] = 0; /* it has its real name now */
+        j->image = img;
+        img = NULL;
+out:
+        if (p->fd >= 0)
+                close(p->fd);
+        if (tmp[0] && unlink(tmp) < 0 && errno != ENOENT)
+                log_warning("cannot remove %s: %m", tmp);
+        if (p->sha)
+                EVP_MD_CTX_free(p->sha);
+        free(p);
+        image_free(img);
+        return r;
+}

@@ -1,0 +1,253 @@
+/* main.c: hvwgd start-up, the sd-event loop, signals and sd_notify. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+
+#include "fetch.h"
+#include "log.h"
+#include "manager.h"
+
+#define DEFAULT_CONFIG "/etc/hvwgd/hvwgd.conf"
+#define STOP_TIMEOUT_USEC (5 * 1000000ULL)
+
+void manager_poke(struct manager *m) {
+        uint64_t one = 1;
+        /* EAGAIN means the counter is already non-zero: the loop will wake anyway */
+        if (write(m->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+                log_error("cannot wake the event loop: %m");
+}
+
+static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *ud) {
+        (void)s; (void)revents;
+        uint64_t v;
+        if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+                log_warning("eventfd read: %m");
+        job_dispatch(ud);
+        return 0;
+}
+
+void manager_check_stop(struct manager *m) {
+        if (m->stopping && !m->jobs)
+                sd_event_exit(m->event, 0);
+}
+
+static int on_stop_timeout(sd_event_source *s, uint64_t usec, void *ud) {
+        (void)s; (void)usec;
+        struct manager *m = ud;
+        log_warning("jobs did not end within 5 s of the stop request; exiting anyway (leftovers are removed at the next start)");
+        sd_event_exit(m->event, 0);
+        return 0;
+}
+
+void manager_stop(struct manager *m) {
+        if (m->stopping)
+                return;
+        m->stopping = true;
+        (void)sd_notify(0, "STOPPING=1\nSTATUS=Stopping: canceling jobs");
+        for (struct job *j = m->jobs; j; j = j->next)
+                job_cancel(j);
+        (void)sd_event_add_time_relative(m->event, NULL, CLOCK_MONOTONIC, STOP_TIMEOUT_USEC, 0, on_stop_timeout, m);
+        manager_check_stop(m);
+}
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *ud) {
+        (void)s;
+        log_info("received %s, stopping", strsignal((int)si->ssi_signo));
+        manager_stop(ud);
+        return 0;
+}
+
+static void conf_warn(const char *file, unsigned line, const char *msg, void *ud) {
+        (void)ud;
+        log_warning("%s:%u: %s", file, line, msg);
+}
+
+static void resolve_hypervisor(struct manager *m) {
+        const char *h = m->conf.hypervisor;
+        const char *why = "configured";
+        if (strcmp(h, "auto") == 0) {
+                _cleanup_free_ char *caps = NULL;
+                if (hv_read_file("/proc/xen/capabilities", 4096, &caps, NULL) >= 0 && strstr(caps, "control_d")) {
+                        h = "xen";
+                        why = "auto: running in Xen dom0";
+                } else if (access("/dev/kvm", R_OK | W_OK) == 0) {
+                        h = "kvm";
+                        why = "auto: /dev/kvm is usable";
+                } else {
+                        h = "qemu";
+                        why = "auto: no Xen dom0 and no usable /dev/kvm, software emulation";
+                }
+        }
+        snprintf(m->hypervisor, sizeof(m->hypervisor), "%s", h);
+        log_info("hypervisor %s (%s)", m->hypervisor, why);
+}
+
+static void help(void) {
+        printf("Usage: hvwgd [OPTIONS]\n\n"
+               "HEPiX virtualisation working group image daemon.\n\n"
+               "  --config=PATH        configuration file (default " DEFAULT_CONFIG ", plus PATH.d/*.conf)\n"
+               "  --bus-address=ADDR   connect to this D-Bus address instead of the system bus\n"
+               "  --log-level=N        syslog level 0-7 (default 6, info)\n"
+               "  --check-config       load the configuration, print the effective values and exit\n"
+               "  -h, --help           this text\n"
+               "  --version            print the version\n");
+}
+
+static void print_conf(const struct hv_conf *c) {
+        printf("[Storage]\nImageRoot=%s\nMachineRoot=%s\nMaxImageSize=%llu\nAllowedSourceDirs=", c->image_root, c->machine_root,
+               (unsigned long long)c->max_image_size);
+        for (unsigned i = 0; i < c->n_allowed_source_dirs; i++)
+                printf("%s%s", i ? " " : "", c->allowed_source_dirs[i]);
+        printf("\n[Machine]\nScratchPerCoreGiB=%llu\nMemoryPerCoreMiB=%llu\nScratchFilesystem=%s\nHypervisor=%s\nLibvirtURI=%s\nNetwork=%s\n",
+               (unsigned long long)c->scratch_per_core_gib, (unsigned long long)c->memory_per_core_mib, c->scratch_filesystem,
+               c->hypervisor, c->libvirt_uri, c->network);
+        printf("[Fetch]\nMaxConcurrent=%u\nConnectTimeoutSec=%u\nStallTimeoutSec=%u\nMaxRedirects=%u\nInflate=%s\nCAPath=%s\nProxy=%s\nJobsPerUser=%u\n",
+               c->max_concurrent, c->connect_timeout_sec, c->stall_timeout_sec, c->max_redirects, c->inflate, c->ca_path, c->proxy,
+               c->jobs_per_user);
+}
+
+int main(int argc, char **argv) {
+        static const struct option opts[] = {
+                { "config", required_argument, NULL, 'c' },
+                { "bus-address", required_argument, NULL, 'b' },
+                { "log-level", required_argument, NULL, 'l' },
+                { "check-config", no_argument, NULL, 'k' },
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, 'V' },
+                {}
+        };
+        const char *config = NULL, *address = NULL;
+        bool check_only = false;
+        int c;
+        /* Signals are blocked first: a SIGTERM during start-up waits for the loop and ends it cleanly. */
+        sigset_t ss;
+        sigemptyset(&ss);
+        sigaddset(&ss, SIGTERM);
+        sigaddset(&ss, SIGINT);
+        sigprocmask(SIG_BLOCK, &ss, NULL);
+        signal(SIGPIPE, SIG_IGN);
+        while ((c = getopt_long(argc, argv, "h", opts, NULL)) >= 0) {
+                switch (c) {
+                case 'c': config = optarg; break;
+                case 'b': address = optarg; break;
+                case 'l': {
+                        unsigned lv;
+                        if (hv_parse_uint(optarg, 0, 7, &lv) < 0) {
+                                fprintf(stderr, "hvwgd: --log-level must be 0-7\n");
+                                return 2;
+                        }
+                        hv_log_level = (int)lv;
+                        break;
+                }
+                case 'k': check_only = true; break;
+                case 'h': help(); return 0;
+                case 'V': printf("hvwgd %s\n", HVWGD_VERSION); return 0;
+                default: return 2;
+                }
+        }
+        if (optind < argc) {
+                fprintf(stderr, "hvwgd: unexpected argument %s\n", argv[optind]);
+                return 2;
+        }
+        static struct manager mgr;
+        struct manager *m = &mgr;
+        m->wake_fd = -1;
+        struct hv_error e = { 0 };
+        hv_conf_defaults(&m->conf);
+        int r = hv_conf_load(&m->conf, config ? config : DEFAULT_CONFIG, config != NULL, conf_warn, NULL, &e);
+        if (r < 0) {
+                log_error("configuration error: %s", e.msg);
+                return 1;
+        }
+        if (check_only) {
+                print_conf(&m->conf);
+                return 0;
+        }
+        (void)sd_notify(0, "STATUS=Starting");
+        umask(022);
+        r = fetch_global_init();
+        if (r < 0) {
+                log_error("cannot initialise libcurl");
+                return 1;
+        }
+        r = hv_mkdir_p(m->conf.machine_root, 0755);
+        if (r < 0) {
+                log_error("cannot create MachineRoot %s: %s", m->conf.machine_root, strerror(-r));
+                return 1;
+        }
+        r = store_open(&m->store, m->conf.image_root, &e);
+        if (r < 0) {
+                log_error("%s", e.msg);
+                return 1;
+        }
+        resolve_hypervisor(m);
+        r = sd_event_default(&m->event);
+        if (r < 0)
+                goto fail;
+        if ((r = sd_event_add_signal(m->event, NULL, SIGTERM, on_signal, m)) < 0 ||
+            (r = sd_event_add_signal(m->event, NULL, SIGINT, on_signal, m)) < 0)
+                goto fail;
+        m->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (m->wake_fd < 0) {
+                r = -errno;
+                goto fail;
+        }
+        r = sd_event_add_io(m->event, &m->wake_source, m->wake_fd, EPOLLIN, on_wake, m);
+        if (r < 0)
+                goto fail;
+        if (address) {
+                r = sd_bus_new(&m->bus);
+                if (r >= 0)
+                        r = sd_bus_set_address(m->bus, address);
+                if (r >= 0)
+                        r = sd_bus_set_bus_client(m->bus, 1);
+                if (r >= 0)
+                        r = sd_bus_start(m->bus);
+        } else
+                r = sd_bus_open_system(&m->bus);
+        if (r < 0) {
+                log_error("cannot connect to the bus %s: %s", address ? address : "(system)", strerror(-r));
+                goto out;
+        }
+        r = bus_setup(m);
+        if (r < 0) {
+                log_error("cannot export the bus objects: %s", strerror(-r));
+                goto out;
+        }
+        r = sd_bus_attach_event(m->bus, m->event, SD_EVENT_PRIORITY_NORMAL);
+        if (r < 0)
+                goto fail;
+        r = sd_bus_request_name(m->bus, HV_BUS_NAME, 0);
+        if (r < 0) {
+                log_error("cannot own the bus name %s: %s (another hvwgd running, or the bus policy does not allow it)",
+                          HV_BUS_NAME, strerror(-r));
+                goto out;
+        }
+        log_info("hvwgd %s ready: images in %s, machines in %s", HVWGD_VERSION, m->conf.image_root, m->conf.machine_root);
+        (void)sd_notifyf(0, "READY=1\nSTATUS=Serving %s", HV_BUS_NAME);
+        r = sd_event_loop(m->event);
+        if (r < 0)
+                goto fail;
+        log_info("stopped");
+        goto out;
+fail:
+        log_error("event loop failure: %s", strerror(-r));
+out:
+        if (m->bus) {
+                sd_bus_flush(m->bus);
+                sd_bus_flush_close_unref(m->bus);
+        }
+        sd_event_source_unref(m->wake_source);
+        sd_event_source_unref(m->rate_timer);
+        sd_event_unref(m->event);
+        if (m->wake_fd >= 0)
+                close(m->wake_fd);
+        if (!m->jobs)
+                store_close(&m->store);
+        return r < 0 ? 1 : 0;
+}

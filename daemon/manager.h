@@ -1,0 +1,43 @@
+/* manager.h: the daemon's state, owned by the event-loop thread. */
+#pragma once
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "conf.h"
+#include "job.h"
+#include "store.h"
+
+#define HV_BUS_NAME "org.hepix.hvwg1"
+#define HV_OBJ_PATH "/org/hepix/hvwg1"
+#define HV_JOB_PREFIX "/org/hepix/hvwg1/job"
+#define HV_MANAGER_IFACE "org.hepix.hvwg1.Manager"
+#define HV_JOB_IFACE "org.hepix.hvwg1.Job"
+
+struct manager {
+        sd_event *event;
+        sd_bus *bus;
+        struct hv_conf conf;
+        struct store store;
+        char hypervisor[16];   /* effective: auto resolved at start-up */
+        gid_t hvwg_gid;        /* (gid_t)-1 when the group does not exist */
+        struct job *jobs;
+        uint32_t next_job_id;
+        int wake_fd;
+        sd_event_source *wake_source;
+        sd_event_source *rate_timer;
+        bool stopping;
+};
+
+static inline const struct hv_conf *manager_conf(struct manager *m) { return &m->conf; }
+/* Wakes the loop from a worker thread. */
+void manager_poke(struct manager *m);
+/* Begins an orderly stop: cancels jobs, exits once they have ended (5 s at most). */
+void manager_stop(struct manager *m);
+void manager_check_stop(struct manager *m);
+
+/* bus.c */
+int bus_setup(struct manager *m);
+void bus_emit_job_new(struct manager *m, struct job *j);
+void bus_emit_job_changed(struct manager *m, struct job *j);
+void bus_emit_job_removed(struct manager *m, struct job *j, const char *result);
+void bus_emit_active_jobs(struct manager *m);

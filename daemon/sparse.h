@@ -1,0 +1,20 @@
+/* sparse.h: appends data to a file, leaving holes where whole 4 KiB blocks are zero. */
+#pragma once
+#include "util.h"
+
+#define SPARSE_BLOCK 4096
+
+struct sparse_writer {
+        int fd;
+        uint64_t off;        /* logical end of what was appended */
+        uint64_t data_bytes; /* bytes actually written (non-zero blocks) */
+};
+
+void sparse_init(struct sparse_writer *w, int fd);
+/* True when all len bytes are zero. */
+bool sparse_is_zero(const uint8_t *p, size_t len);
+/* Appends buf. Runs of non-zero blocks go out in one pwrite; zero blocks are skipped (the file
+ * was empty, so they read back as zeros). */
+int sparse_append(struct sparse_writer *w, const uint8_t *buf, size_t len, struct hv_error *e);
+/* Sets the file size to the logical end (the tail may be a hole). */
+int sparse_finish(struct sparse_writer *w, struct hv_error *e);

@@ -1,0 +1,40 @@
+/* store.h: the image store: ImageRoot/NAME.raw + NAME.meta, work in ImageRoot/.tmp. */
+#pragma once
+#include "mbr.h"
+
+struct image {
+        char name[65];
+        uint64_t size;          /* virtual size */
+        uint64_t allocated;     /* bytes allocated on disk */
+        uint64_t created_usec;
+        uint64_t compressed_size;
+        uint64_t inode;         /* ties the metadata to the raw file it describes */
+        char sha512[129];
+        char *source;
+        struct mbr_table *table; /* NULL until inspected */
+        unsigned users;         /* machines using it */
+        struct image *next;
+};
+
+struct store {
+        char root[512];
+        char tmp[600];
+        struct image *images;
+};
+
+void image_free(struct image *img);
+/* Metadata text <-> struct: pure, tested directly. */
+char *image_meta_format(const struct image *img);
+int image_meta_parse(struct image *img, const char *text);
+
+/* Creates the directories, empties .tmp (logging what it removes) and loads the index. */
+int store_open(struct store *s, const char *root, struct hv_error *e);
+void store_close(struct store *s);
+struct image *store_find(struct store *s, const char *name);
+/* Takes ownership; replaces a record of the same name. */
+void store_insert(struct store *s, struct image *img);
+/* Renames the image away (instant), drops it from the index, deletes the data off-thread. */
+int store_remove(struct store *s, const char *name, struct hv_error *e);
+/* Worker side: the raw file at tmp_path (already fsynced) becomes NAME.raw with its metadata.
+ * Fails with ImageExists when the name is taken and !replace. */
+int store_publish(const char *root, const char *tmp_path, struct image *img, bool replace, struct hv_error *e);

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs, with apt, exactly what building, running and testing hvwgd need.
+# Idempotent: when everything is present it prints nothing and touches nothing.
+set -euo pipefail
+
+PKGS=(
+  # build
+  build-essential cmake pkg-config
+  libsystemd-dev libudev-dev libvirt-dev libext2fs-dev comerr-dev libblkid-dev
+  zlib1g-dev libisal-dev libcurl4-openssl-dev libssl-dev libxml2-dev libjson-c-dev
+  # tests and fuzzing
+  libcmocka-dev clang libclang-rt-14-dev python3 util-linux fdisk e2fsprogs
+  dbus-daemon dbus-bin libxml2-utils gzip pigz curl
+  # running machines (libvirt + qemu)
+  libvirt-daemon libvirt-daemon-driver-qemu libvirt-daemon-system libvirt-clients
+  qemu-system-x86 qemu-utils
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "deps.sh: missing packages: ${missing[*]} (run as root to install them)" >&2
+  exit 1
+fi
+echo "deps.sh: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
