@@ -125,7 +125,10 @@ enum { G_HEADER, G_DATA, G_TRAILER, G_BETWEEN };
 static int engine_reset(struct gunzip *g) {
         if (g->engine == GUNZIP_ISAL) {
                 isal_inflate_init(&g->isal);
-                g->isal.crc_flag = ISAL_GZIP_NO_HDR; /* raw deflate; ISA-L keeps the crc32 */
+                /* We parse the header; ISA-L inflates, then reads and checks the 8-byte trailer
+                 * (CRC32 + ISIZE) itself. Plain ISAL_GZIP_NO_HDR would swallow trailer bytes into
+                 * its bit buffer without giving them back. */
+                g->isal.crc_flag = ISAL_GZIP_NO_HDR_VER;
                 return 0;
         }
         if (!g->z_init) {
@@ -156,7 +159,8 @@ static int bad(struct gunzip *g, struct hv_error *e, uint64_t off, const char *w
                        g->members + 1, (unsigned long long)g->member_start, what, (unsigned long long)off);
 }
 
-/* Runs the engine on deflate data. Returns 1 at the end of the member's deflate stream. */
+/* Runs the engine on deflate data. Returns 1 at the end of the member's deflate stream (the
+ * trailer follows), 2 at the end of the member including its checked trailer (ISA-L). */
 static int inflate_data(struct gunzip *g, const uint8_t *in, size_t in_len, size_t *in_used,
                         uint8_t *out, size_t out_len, size_t *out_used, struct hv_error *e) {
         if (g->engine == GUNZIP_ISAL) {
@@ -167,13 +171,16 @@ static int inflate_data(struct gunzip *g, const uint8_t *in, size_t in_len, size
                 int r = isal_inflate(&g->isal);
                 *in_used = in_len - g->isal.avail_in;
                 *out_used = out_len - g->isal.avail_out;
+                g->member_out += *out_used;
+                if (r == ISAL_INCORRECT_CHECKSUM) {
+                        char what[160];
+                        snprintf(what, sizeof(what), "trailer mismatch: CRC32 or length differ from the data (crc32 %08x, %llu bytes)",
+                                 g->isal.crc, (unsigned long long)g->member_out);
+                        return bad(g, e, g->in_off + *in_used - 8, what);
+                }
                 if (r < 0)
                         return bad(g, e, g->in_off + *in_used, "corrupt deflate data");
-                if (g->isal.block_state == ISAL_BLOCK_FINISH) {
-                        g->crc = g->isal.crc;
-                        return 1;
-                }
-                return 0;
+                return g->isal.block_state == ISAL_BLOCK_FINISH ? 2 : 0;
         }
         g->z.next_in = (Bytef *)in;
         g->z.avail_in = (uInt)in_len;
@@ -183,6 +190,7 @@ static int inflate_data(struct gunzip *g, const uint8_t *in, size_t in_len, size
         *in_used = in_len - g->z.avail_in;
         *out_used = out_len - g->z.avail_out;
         g->crc = (uint32_t)crc32(g->crc, out, (uInt)*out_used);
+        g->member_out += *out_used;
         if (r == Z_STREAM_END)
                 return 1;
         if (r == Z_OK || r == Z_BUF_ERROR)
@@ -240,9 +248,11 @@ int gunzip_step(struct gunzip *g, const uint8_t *in, size_t in_len, size_t *in_u
                         if (r == 1) {
                                 g->state = G_TRAILER;
                                 g->trailer_n = 0;
+                        } else if (r == 2) {
+                                g->members++; /* ISA-L checked the trailer */
+                                g->state = G_BETWEEN;
                         }
                         r = 0;
-                        g->member_out += ou;
                         break;
                 case G_TRAILER:
                         while (g->trailer_n < 8 && ip + iu < in_len)
@@ -289,6 +299,6 @@ int gunzip_finish(struct gunzip *g, struct hv_error *e) {
         if (g->members == 0 && g->state == G_HEADER && g->hdr.len == 0)
                 return hv_fail(e, HV_E_BAD_COMPRESSION, EBADMSG, "empty input: no gzip data at all");
         return bad(g, e, g->in_off, g->state == G_HEADER ? "truncated header" :
-                                    g->state == G_DATA ? "unexpected end of input (truncated deflate data)" :
+                                    g->state == G_DATA ? "unexpected end of input (truncated deflate data or trailer)" :
                                                          "unexpected end of input (truncated trailer)");
 }

@@ -1,0 +1,264 @@
+"""Test harness: a private dbus-daemon with the project's bus policy, hvwgd on it with a temp
+config and temp stores, helpers to call it, and teardown by PID even when a test fails.
+
+Binaries come from the environment (set by ctest): HVWGD, HVWGCTL, HVWG_SRC.
+"""
+import atexit, hashlib, json, os, shutil, signal, subprocess, sys, tempfile, time
+
+SRC = os.environ.get("HVWG_SRC", os.path.abspath(os.path.join(os.path.dirname(__file__), "../..")))
+HVWGD = os.environ.get("HVWGD", os.path.join(SRC, "build/hvwgd"))
+HVWGCTL = os.environ.get("HVWGCTL", os.path.join(SRC, "build/hvwgctl"))
+BUS, OBJ, MGR = "org.hepix.hvwg1", "/org/hepix/hvwg1", "org.hepix.hvwg1.Manager"
+
+BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path={sock}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
+  </policy>
+  <policy user="root"><allow eavesdrop="true"/></policy>
+  <include ignore_missing="no">{policy}</include>
+</busconfig>
+"""
+
+_live = []
+
+
+def _cleanup_all():
+    for env in list(_live):
+        env.stop()
+
+
+atexit.register(_cleanup_all)
+signal.signal(signal.SIGTERM, lambda *a: sys.exit(1))
+
+
+def skip(reason):
+    print("SKIP: " + reason)
+    sys.exit(77)
+
+
+class Env:
+    """A private bus + hvwgd. Use as a context manager."""
+
+    def __init__(self, conf_extra=None, store_dir=None, start=True):
+        self.tmp = tempfile.mkdtemp(prefix="hvwg-test-")
+        os.chmod(self.tmp, 0o755)
+        self.sock = os.path.join(self.tmp, "bus")
+        self.address = "unix:path=" + self.sock
+        self.images = store_dir or os.path.join(self.tmp, "images")
+        self.machines = os.path.join(self.tmp, "machines")
+        self.src = os.path.join(self.tmp, "src")
+        os.makedirs(self.src)
+        os.chmod(self.src, 0o755)
+        self.conf = os.path.join(self.tmp, "hvwgd.conf")
+        self.conf_extra = conf_extra or {}
+        self.write_conf()
+        with open(os.path.join(self.tmp, "bus.conf"), "w") as f:
+            f.write(BUS_CONF.format(sock=self.sock, policy=os.path.join(SRC, "dbus/org.hepix.hvwg1.conf")))
+        self.bus_proc = None
+        self.daemon = None
+        self.log_path = os.path.join(self.tmp, "hvwgd.log")
+        _live.append(self)
+        self.start_bus()
+        if start:
+            self.start_daemon()
+
+    def write_conf(self):
+        sections = {"Storage": {"ImageRoot": self.images, "MachineRoot": self.machines, "AllowedSourceDirs": self.src},
+                    "Machine": {"LibvirtURI": "test:///default", "Hypervisor": "qemu"},
+                    "Fetch": {}}
+        for sec, kv in self.conf_extra.items():
+            sections.setdefault(sec, {}).update(kv)
+        with open(self.conf, "w") as f:
+            for sec, kv in sections.items():
+                f.write(f"[{sec}]\n")
+                for k, v in kv.items():
+                    f.write(f"{k}={v}\n")
+
+    def start_bus(self):
+        self.bus_proc = subprocess.Popen(["dbus-daemon", "--nofork", "--nosyslog", "--config-file",
+                                          os.path.join(self.tmp, "bus.conf")],
+                                         stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.tmp, "bus.log"), "w"))
+        for _ in range(200):
+            if os.path.exists(self.sock):
+                return
+            time.sleep(0.025)
+        raise RuntimeError("dbus-daemon did not start")
+
+    def start_daemon(self, wait=True, extra_args=()):
+        log = open(self.log_path, "a")
+        self.daemon = subprocess.Popen([HVWGD, "--bus-address=" + self.address, "--config=" + self.conf, *extra_args],
+                                       stdout=log, stderr=log)
+        if wait:
+            for _ in range(300):
+                if self.busctl("status", BUS, check=False).returncode == 0:
+                    return
+                if self.daemon.poll() is not None:
+                    raise RuntimeError("hvwgd exited at start-up:\n" + self.log())
+                time.sleep(0.05)
+            raise RuntimeError("hvwgd did not take its bus name:\n" + self.log())
+
+    def stop_daemon(self, sig=signal.SIGTERM, timeout=10):
+        if self.daemon and self.daemon.poll() is None:
+            self.daemon.send_signal(sig)
+            try:
+                self.daemon.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.daemon.kill()
+                self.daemon.wait()
+        rc = self.daemon.returncode if self.daemon else None
+        self.daemon = None
+        return rc
+
+    def stop(self):
+        self.stop_daemon()
+        if self.bus_proc and self.bus_proc.poll() is None:
+            self.bus_proc.terminate()
+            try:
+                self.bus_proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.bus_proc.kill()
+        if self in _live:
+            _live.remove(self)
+        if os.environ.get("HVWG_KEEP_TMP"):
+            print("kept", self.tmp)
+        else:
+            subprocess.run(["umount", "-q", self.images], stderr=subprocess.DEVNULL) if os.path.ismount(self.images) else None
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, et, ev, tb):
+        if et is not None:
+            print("---- hvwgd log ----\n" + self.log()[-4000:])
+        self.stop()
+
+    def log(self):
+        try:
+            return open(self.log_path).read()
+        except OSError:
+            return ""
+
+    def _as(self, cmd, user):
+        if user is None:
+            return cmd
+        uid, gid, groups = user
+        return ["setpriv", f"--reuid={uid}", f"--regid={gid}",
+                ("--groups=" + ",".join(map(str, groups))) if groups else "--clear-groups"] + cmd
+
+    def busctl(self, *args, user=None, check=True, timeout=60):
+        r = subprocess.run(self._as(["busctl", "--address=" + self.address, *args], user),
+                           capture_output=True, text=True, timeout=timeout)
+        if check and r.returncode != 0:
+            raise AssertionError(f"busctl {args} failed: {r.stderr}")
+        return r
+
+    def call(self, method, sig="", *args, user=None, check=True):
+        """busctl --json call; returns the decoded 'data' list, or the CompletedProcess when check=False."""
+        r = self.busctl("--json=short", "call", BUS, OBJ, MGR, method, sig, *map(str, args), user=user, check=False)
+        if not check:
+            return r
+        if r.returncode != 0:
+            raise AssertionError(f"{method} failed: {r.stderr.strip()}")
+        return json.loads(r.stdout)["data"] if r.stdout.strip() else []
+
+    def prop(self, name, path=OBJ, iface=MGR):
+        r = self.busctl("--json=short", "get-property", BUS, path, iface, name)
+        return json.loads(r.stdout)["data"]
+
+    def ctl(self, *args, user=None, timeout=600, input=None):
+        return subprocess.run(self._as([HVWGCTL, "--bus-address=" + self.address, *args], user),
+                              capture_output=True, text=True, timeout=timeout, input=input)
+
+    def fetch(self, uri, name="", **opts):
+        """FetchImage through hvwgctl, waiting; returns (exit code, json result or None, stderr)."""
+        args = ["--json", "fetch", uri] + ([name] if name else [])
+        for k, v in opts.items():
+            args.append(f"--{k.replace('_', '-')}" + ("" if v is True else f"={v}"))
+        r = self.ctl(*args)
+        try:
+            res = json.loads(r.stdout) if r.stdout.strip() else None
+        except json.JSONDecodeError:
+            res = None
+        return r.returncode, res, r.stderr
+
+    def images_list(self):
+        return {i[0]: i for i in self.call("ListImages")[0]}
+
+    def store_files(self):
+        """Everything in ImageRoot, including .tmp/ contents."""
+        out = []
+        for root, dirs, files in os.walk(self.images):
+            for f in files:
+                out.append(os.path.relpath(os.path.join(root, f), self.images))
+        return sorted(out)
+
+
+def sha512_file(path):
+    h = hashlib.sha512()
+    with open(path, "rb") as f:
+        while True:
+            b = f.read(1 << 20)
+            if not b:
+                return h.hexdigest()
+            h.update(b)
+
+
+def make_mbr_image(path, mib=64, parts=None, fs=True, seed=1):
+    """A raw disk with an MBR made by sfdisk: by default an ext4 partition (bootable) and a swap
+    partition, with some random data written into the ext4 partition's free area."""
+    with open(path, "wb") as f:
+        f.truncate(mib << 20)
+    script = parts or "label: dos\nstart=2048, size=40M, type=83, bootable\nsize=8M, type=82\n"
+    subprocess.run(["sfdisk", "--no-reread", "--no-tell-kernel", "-q", path], input=script, text=True, check=True,
+                   capture_output=True)
+    if fs and parts is None:
+        subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", "-E", f"offset={2048 * 512}", path, "40M"], check=True,
+                       capture_output=True)
+        swap = path + ".swap"
+        with open(swap, "wb") as f:
+            f.truncate(8 << 20)
+        subprocess.run(["mkswap", swap], check=True, capture_output=True)
+        with open(swap, "rb") as s, open(path, "r+b") as f:
+            f.seek((2048 + 40 * 2048) * 512)
+            f.write(s.read(1 << 20))
+        os.unlink(swap)
+        import random
+        rnd = random.Random(seed)
+        with open(path, "r+b") as f:
+            f.seek((2048 * 512) + (24 << 20))
+            f.write(bytes(rnd.getrandbits(8) for _ in range(300000)))
+    return path
+
+
+def gzip_file(src, dst, level=6, extra=()):
+    with open(dst, "wb") as out:
+        subprocess.run(["gzip", "-c", f"-{level}", *extra, src], stdout=out, check=True)
+    return dst
+
+
+def check(cond, msg):
+    if not cond:
+        raise AssertionError(msg)
+    print("ok   " + msg)
+
+
+def allocated(path):
+    return os.stat(path).st_blocks * 512
