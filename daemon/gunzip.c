@@ -298,7 +298,7 @@ int gunzip_finish(struct gunzip *g, struct hv_error *e) {
                 return 0;
         if (g->members == 0 && g->state == G_HEADER && g->hdr.len == 0)
                 return hv_fail(e, HV_E_BAD_COMPRESSION, EBADMSG, "empty input: no gzip data at all");
-        return bad(g, e, g->in_off, g->state == G_HEADER ? "truncated header" :
+        return bad(g, e, g->in_off, g->state == G_HEADER ? "unexpected end of input (truncated header)" :
                                     g->state == G_DATA ? "unexpected end of input (truncated deflate data or trailer)" :
                                                          "unexpected end of input (truncated trailer)");
 }

@@ -1,0 +1,155 @@
+/* Unit tests of names, error mapping, sparse zero detection and image metadata. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "sparse.h"
+#include "store.h"
+#include "util.h"
+
+static void test_names(void **state) {
+        (void)state;
+        const char *good[] = { "a", "A", "0", "sl7", "cvm-4.0_x86-64.v2", "a.", "a..b", "x-", NULL };
+        for (size_t i = 0; good[i]; i++)
+                if (!hv_name_valid(good[i]))
+                        fail_msg("\"%s\" refused", good[i]);
+        char n64[65], n65[66];
+        memset(n64, 'a', 64);
+        n64[64] = 0;
+        memset(n65, 'a', 65);
+        n65[65] = 0;
+        assert_true(hv_name_valid(n64));
+        assert_false(hv_name_valid(n65));
+        const char *bad[] = { "", ".", "..", "../x", "a/b", "/a", ".hidden", "-x", "_x", "a b", "a\nb", "ä", "a;rm", "a$b", NULL };
+        for (size_t i = 0; bad[i]; i++)
+                if (hv_name_valid(bad[i]))
+                        fail_msg("\"%s\" accepted", bad[i]);
+        assert_false(hv_name_valid(NULL));
+}
+
+static void test_error_names(void **state) {
+        (void)state;
+        struct hv_error e = { 0 };
+        assert_int_equal(hv_fail(&e, HV_E_CHECKSUM, EBADMSG, "x %d", 1), -EBADMSG);
+        assert_string_equal(hv_error_name(&e), "org.hepix.hvwg1.Error.ChecksumMismatch");
+        assert_string_equal(e.msg, "x 1");
+        /* first error wins */
+        hv_fail(&e, HV_E_SIZE, EBADMSG, "second");
+        assert_string_equal(e.msg, "x 1");
+        /* ENOSPC is always NoSpace and never "Success" */
+        struct hv_error s = { 0 };
+        hv_fail_errno(&s, HV_E_ERRNO, ENOSPC, "writing");
+        assert_string_equal(hv_error_name(&s), "org.hepix.hvwg1.Error.NoSpace");
+        assert_non_null(strstr(s.msg, "No space left"));
+        struct hv_error q = { 0 };
+        hv_fail(&q, HV_E_FETCH_FAILED, EDQUOT, "quota");
+        assert_string_equal(hv_error_name(&q), "org.hepix.hvwg1.Error.NoSpace");
+        struct hv_error z = { 0 };
+        assert_int_equal(hv_fail(&z, HV_E_ERRNO, 0, "unknown"), -EIO);
+        assert_string_equal(hv_error_name(&z), "org.freedesktop.DBus.Error.Failed");
+}
+
+static void test_zero_detection(void **state) {
+        (void)state;
+        uint8_t b[8192] = { 0 };
+        assert_true(sparse_is_zero(b, sizeof(b)));
+        assert_true(sparse_is_zero(b, 0));
+        assert_true(sparse_is_zero(b, 3));
+        size_t probes[] = { 0, 1, 15, 16, 17, 4095, 8191 };
+        for (size_t i = 0; i < sizeof(probes) / sizeof(probes[0]); i++) {
+                b[probes[i]] = 1;
+                assert_false(sparse_is_zero(b, sizeof(b)));
+                b[probes[i]] = 0;
+        }
+}
+
+static void test_sparse_writer(void **state) {
+        (void)state;
+        char path[] = "/tmp/hvwg-sparse-XXXXXX";
+        int fd = mkstemp(path);
+        assert_true(fd >= 0);
+        struct sparse_writer w;
+        sparse_init(&w, fd);
+        struct hv_error e = { 0 };
+        size_t n = 1 << 20;
+        uint8_t *buf = calloc(1, n);
+        memset(buf + 8192, 0xab, 100);         /* block 2 has data */
+        memset(buf + 512 * 1024, 0xcd, 4096);  /* one full block */
+        assert_int_equal(sparse_append(&w, buf, n, &e), 0);
+        /* an odd-sized chunk keeps working across block boundaries */
+        memset(buf, 0, n);
+        buf[10] = 7;
+        assert_int_equal(sparse_append(&w, buf, 3000, &e), 0);
+        memset(buf, 0, n);
+        assert_int_equal(sparse_append(&w, buf, n, &e), 0); /* trailing hole */
+        assert_int_equal(sparse_finish(&w, &e), 0);
+        struct stat st;
+        assert_int_equal(fstat(fd, &st), 0);
+        assert_int_equal((uint64_t)st.st_size, 2 * n + 3000);
+        assert_true((uint64_t)st.st_blocks * 512 <= 4 * 4096 + 8192);
+        uint8_t c;
+        assert_int_equal(pread(fd, &c, 1, 8192 + 50), 1);
+        assert_int_equal(c, 0xab);
+        assert_int_equal(pread(fd, &c, 1, n + 10), 1);
+        assert_int_equal(c, 7);
+        assert_int_equal(pread(fd, &c, 1, 2 * n + 2999), 1);
+        assert_int_equal(c, 0);
+        free(buf);
+        close(fd);
+        unlink(path);
+}
+
+static void test_meta_roundtrip(void **state) {
+        (void)state;
+        struct image a = { .size = 1 << 30, .compressed_size = 12345, .created_usec = 99, .inode = 42 };
+        strcpy(a.name, "sl7");
+        strcpy(a.sha512, "ab");
+        a.source = strdup("https://example.org/a b.gz");
+        a.table = calloc(1, sizeof(*a.table));
+        a.table->n = 2;
+        a.table->parts[0] = (struct mbr_part){ .number = 1, .type = 0x83, .bootable = true, .offset = 1048576, .size = 4096 };
+        strcpy(a.table->parts[0].fs, "ext4");
+        a.table->parts[1] = (struct mbr_part){ .number = 5, .type = 0x82, .offset = 8192, .size = 512 };
+        char *text = image_meta_format(&a);
+        assert_non_null(text);
+        struct image b = { 0 };
+        assert_int_equal(image_meta_parse(&b, text), 0);
+        assert_string_equal(b.source, a.source);
+        assert_string_equal(b.sha512, "ab");
+        assert_int_equal(b.size, a.size);
+        assert_int_equal(b.compressed_size, 12345);
+        assert_int_equal(b.created_usec, 99);
+        assert_int_equal(b.inode, 42);
+        assert_non_null(b.table);
+        assert_int_equal(b.table->n, 2);
+        assert_int_equal(b.table->parts[0].type, 0x83);
+        assert_true(b.table->parts[0].bootable);
+        assert_string_equal(b.table->parts[0].fs, "ext4");
+        assert_string_equal(b.table->parts[1].fs, "");
+        assert_int_equal(b.table->parts[1].number, 5);
+        free(text);
+        free(a.source);
+        free(a.table);
+        free(b.source);
+        free(b.table);
+        struct image c = { 0 };
+        assert_true(image_meta_parse(&c, "partition=1 2 3\n") < 0);
+        assert_true(image_meta_parse(&c, "table=gpt\n") < 0);
+        free(c.table);
+        free(c.source);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_names),          cmocka_unit_test(test_error_names),
+                cmocka_unit_test(test_zero_detection), cmocka_unit_test(test_sparse_writer),
+                cmocka_unit_test(test_meta_roundtrip),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
