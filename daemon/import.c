@@ -66,7 +66,7 @@ static int on_total(void *ud, uint64_t total, struct hv_error *e) {
         const struct fetch_params *fp = p->fp;
         p->total = total;
         if (fp->have_size && total && total != fp->size)
-                return hv_fail(e, HV_E_SIZE, EBADMSG, "size mismatch: expected %llu bytes, the source has %llu",
+                return hv_fail(e, HV_E_SIZE, EBADMSG, "size mismatch: expected %llu bytes, got %llu (the size the source announces)",
                                (unsigned long long)fp->size, (unsigned long long)total);
         uint64_t known = fp->have_size ? fp->size : total;
         job_set_bytes(p->job, 0, known);
