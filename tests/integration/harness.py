@@ -262,3 +262,87 @@ def check(cond, msg):
 
 def allocated(path):
     return os.stat(path).st_blocks * 512
+
+
+class HttpServer:
+    """A local HTTP server for the fetch tests, serving files of a directory:
+    /f/NAME           the file (Content-Length set)
+    /slow/NAME?bps=N  the file at about N bytes/s
+    /stall/NAME       headers and the first 64 KiB, then silence
+    /redirect/NAME    302 to /f/NAME;  /loop  redirects to itself forever
+    anything else     404
+    Records the User-Agent of each request."""
+
+    def __init__(self, root):
+        import http.server, threading, urllib.parse
+        self.root = root
+        self.agents = []
+        self.stop_event = threading.Event()
+        outer = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                outer.agents.append(self.headers.get("User-Agent", ""))
+                u = urllib.parse.urlparse(self.path)
+                parts = u.path.split("/", 2)
+                kind, name = (parts[1], parts[2]) if len(parts) == 3 else (parts[1] if len(parts) > 1 else "", "")
+                path = os.path.join(outer.root, os.path.basename(name))
+                if kind == "loop":
+                    self.send_response(302)
+                    self.send_header("Location", "/loop")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if kind == "redirect":
+                    self.send_response(302)
+                    self.send_header("Location", "/f/" + name)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if kind not in ("f", "slow", "stall") or not os.path.isfile(path):
+                    body = b"not found\n"
+                    self.send_response(404)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                data = open(path, "rb").read()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.send_header("Content-Type", "application/gzip")
+                self.end_headers()
+                try:
+                    if kind == "f":
+                        self.wfile.write(data)
+                    elif kind == "stall":
+                        self.wfile.write(data[:65536])
+                        self.wfile.flush()
+                        outer.stop_event.wait(120)
+                    else:
+                        bps = int(urllib.parse.parse_qs(u.query).get("bps", ["1000000"])[0])
+                        chunk = max(1, bps // 20)
+                        for i in range(0, len(data), chunk):
+                            if outer.stop_event.is_set():
+                                return
+                            self.wfile.write(data[i:i + chunk])
+                            self.wfile.flush()
+                            time.sleep(0.05)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.stop_event.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
