@@ -127,7 +127,10 @@ class Env:
         return rc
 
     def stop(self):
-        self.stop_daemon()
+        rc = self.stop_daemon()
+        log = self.log()
+        # Under ASan/UBSan/LSan a report in the daemon's log fails the test, even one that passed.
+        bad = [m for m in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:") if m in log]
         if self.bus_proc and self.bus_proc.poll() is None:
             self.bus_proc.terminate()
             try:
@@ -136,11 +139,16 @@ class Env:
                 self.bus_proc.kill()
         if self in _live:
             _live.remove(self)
-        if os.environ.get("HVWG_KEEP_TMP"):
+        keep = os.environ.get("HVWG_KEEP_TMP")
+        if bad:
+            print("---- hvwgd log ----\n" + log[-8000:])
+            keep = True
+        if keep:
             print("kept", self.tmp)
         else:
-            subprocess.run(["umount", "-q", self.images], stderr=subprocess.DEVNULL) if os.path.ismount(self.images) else None
             shutil.rmtree(self.tmp, ignore_errors=True)
+        if bad:
+            raise AssertionError(f"sanitizer report in the hvwgd log ({', '.join(bad)}), exit {rc}")
 
     def __enter__(self):
         return self

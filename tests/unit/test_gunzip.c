@@ -12,11 +12,15 @@
 
 struct bytes {
         uint8_t *p;
-        size_t n;
+        size_t n, cap;
 };
 
 static void put(struct bytes *b, const void *p, size_t n) {
-        b->p = realloc(b->p, b->n + n + 1);
+        if (b->n + n + 1 > b->cap) {
+                b->cap = (b->n + n + 1) * 2;
+                b->p = realloc(b->p, b->cap);
+                assert_non_null(b->p);
+        }
         memcpy(b->p + b->n, p, n);
         b->n += n;
 }

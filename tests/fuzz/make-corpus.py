@@ -1,0 +1,67 @@
+#!/usr/bin/env python3
+"""Regenerates the seed corpus in tests/fuzz/corpus/ from real tables made by sfdisk and real
+gzip files. The corpus is checked in; run this only to refresh it."""
+import gzip, os, struct, subprocess, tempfile, zlib
+
+here = os.path.dirname(os.path.abspath(__file__))
+SCRIPTS = {
+    "one-boot": "label: dos\nstart=2048, type=83, bootable\n",
+    "linux-swap": "label: dos\nstart=2048, size=20M, type=83, bootable\nsize=8M, type=82\n",
+    "ext05": "label: dos\nstart=2048, size=10M, type=83\nsize=40M, type=5\nsize=5M\nsize=5M\nsize=10M\nsize=10M, type=82\nsize=10M\n",
+    "ext0f": "label: dos\nstart=2048, size=10M, type=83\nsize=40M, type=f\nsize=5M\nsize=5M\nsize=10M\nsize=10M\n",
+    "ext85": "label: dos\nstart=2048, size=10M, type=83\nsize=40M, type=85\nsize=5M\nsize=5M\nsize=10M\nsize=10M\n",
+    "lvm": "label: dos\nstart=2048, size=10M, type=83\nsize=10M, type=8e\n",
+    "gpt": "label: gpt\nstart=2048, size=10M, type=L\n",
+}
+
+
+def mbr_seeds():
+    out = os.path.join(here, "corpus/mbr")
+    os.makedirs(out, exist_ok=True)
+    for name, script in SCRIPTS.items():
+        with tempfile.NamedTemporaryFile() as f:
+            f.truncate(128 << 20)
+            f.flush()
+            subprocess.run(["sfdisk", "-q", "--no-reread", "--no-tell-kernel", f.name], input=script, text=True,
+                           check=True, capture_output=True)
+            rec = struct.pack("<Q", 128 << 20)
+            with open(f.name, "rb") as img:
+                for lba in range(0, (128 << 20) // 512):
+                    img.seek(lba * 512)
+                    s = img.read(512)
+                    if s[510:512] == b"\x55\xaa" or (lba < 40 and any(s)):
+                        rec += struct.pack("<Q", lba) + s
+            open(os.path.join(out, name), "wb").write(rec)
+
+
+def gzip_seeds():
+    out = os.path.join(here, "corpus/gzip")
+    os.makedirs(out, exist_ok=True)
+    text = b"".join(b"line %d of a small image\n" % i for i in range(400))
+    seeds = {
+        "plain": gzip.compress(text, mtime=0),
+        "two-members": gzip.compress(text[:3000], mtime=0) + gzip.compress(text[3000:], mtime=0),
+        "empty-member": gzip.compress(b"", mtime=0),
+        "zeros": gzip.compress(bytes(20000), mtime=0),
+    }
+    hdr = bytearray(b"\x1f\x8b\x08\x1e\0\0\0\0\0\x03") + struct.pack("<H", 4) + b"AB\0\0" + b"name\0" + b"comment\0"
+    hdr[3] |= 2
+    hdr += struct.pack("<H", zlib.crc32(bytes(hdr)) & 0xffff)
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    seeds["all-flags"] = bytes(hdr) + c.compress(text) + c.flush() + struct.pack("<II", zlib.crc32(text), len(text))
+    for name, data in seeds.items():
+        open(os.path.join(out, name), "wb").write(b"\x07" + data)
+
+
+def conf_seeds():
+    out = os.path.join(here, "corpus/conf")
+    os.makedirs(out, exist_ok=True)
+    open(os.path.join(out, "default.conf"), "wb").write(open(os.path.join(here, "../../conf/hvwgd.conf"), "rb").read())
+    open(os.path.join(out, "meta"), "wb").write(b"source=file:///x.gz\nsha512=ab\nsize=4096\ntable=mbr\npartition=1 131 1 0 1048576 4096 ext4\n")
+    open(os.path.join(out, "size"), "wb").write(b"64G")
+
+
+if __name__ == "__main__":
+    mbr_seeds()
+    gzip_seeds()
+    conf_seeds()

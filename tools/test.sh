@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing, builds (normal and ASan+UBSan), runs ctest on both,
+# then runs each fuzz target for a bounded time. Run as root on Debian 12.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+FUZZ_SECONDS=${FUZZ_SECONDS:-40}
+
+bash tools/deps.sh
+getent group hvwg >/dev/null || groupadd -r hvwg   # the bus policy and the daemon know this group
+
+echo "== build (normal)"
+dir=$(bash tools/build.sh normal)
+echo "== ctest (normal)"
+(cd "$dir" && ctest --output-on-failure --timeout 900)
+
+echo "== build (ASan+UBSan)"
+dir=$(bash tools/build.sh asan)
+echo "== ctest (ASan+UBSan, LeakSanitizer on)"
+(cd "$dir" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+   ctest --output-on-failure --timeout 900)
+
+echo "== fuzz (${FUZZ_SECONDS}s per target, ASan+UBSan)"
+dir=$(bash tools/build.sh fuzz)
+bash tests/fuzz/run.sh "$dir" "$FUZZ_SECONDS"
+echo "== all tests passed"
