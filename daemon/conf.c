@@ -16,6 +16,9 @@ void hv_conf_defaults(struct hv_conf *c) {
         c->memory_per_core_mib = 2048;
         strcpy(c->scratch_filesystem, "ext4");
         strcpy(c->hypervisor, "auto");
+        c->max_scratch_size = 64ULL << 40;
+        c->scratch_bytes_per_inode = 65536;
+        strcpy(c->scratch_allocation, "sparse");
         c->max_concurrent = 2;
         c->connect_timeout_sec = 30;
         c->stall_timeout_sec = 60;
@@ -118,6 +121,21 @@ static int apply(struct hv_conf *c, enum section sec, const char *k, const char 
                 if (strcmp(k, "ScratchFilesystem") == 0) {
                         *why = "expected ext4, ext3 or ext2";
                         return set_choice(c->scratch_filesystem, sizeof(c->scratch_filesystem), v, fs) ?: 1;
+                }
+                if (strcmp(k, "MaxScratchSize") == 0) {
+                        *why = "expected a size such as 64T (suffixes K, M, G, T)";
+                        r = hv_parse_size(v, &c->max_scratch_size);
+                        return r < 0 ? r : (c->max_scratch_size == 0 ? -EINVAL : 1);
+                }
+                if (strcmp(k, "ScratchBytesPerInode") == 0) {
+                        *why = "expected a size between 4K and 64M";
+                        r = hv_parse_size(v, &c->scratch_bytes_per_inode);
+                        return r < 0 ? r : (c->scratch_bytes_per_inode < 4096 || c->scratch_bytes_per_inode > (64u << 20) ? -EINVAL : 1);
+                }
+                if (strcmp(k, "ScratchAllocation") == 0) {
+                        static const char *const al[] = { "sparse", "fallocate", NULL };
+                        *why = "expected sparse or fallocate";
+                        return set_choice(c->scratch_allocation, sizeof(c->scratch_allocation), v, al) ?: 1;
                 }
                 if (strcmp(k, "Hypervisor") == 0) {
                         *why = "expected auto, kvm, qemu or xen";

@@ -18,6 +18,9 @@ struct hv_conf {
         char hypervisor[16];
         char libvirt_uri[512];
         char network[128];
+        uint64_t max_scratch_size;
+        uint64_t scratch_bytes_per_inode;
+        char scratch_allocation[16]; /* sparse | fallocate */
         /* [Fetch] */
         unsigned max_concurrent;
         unsigned connect_timeout_sec;

@@ -1,12 +1,16 @@
 /* sparse.c: the zero-block-skipping writer of decompressed images. */
+#define _GNU_SOURCE
 #include "sparse.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 
 void sparse_init(struct sparse_writer *w, int fd) {
         memset(w, 0, sizeof(*w));
         w->fd = fd;
+        int fl = fcntl(fd, F_GETFL);
+        w->direct = fl >= 0 && (fl & O_DIRECT);
 }
 
 bool sparse_is_zero(const uint8_t *p, size_t len) {
@@ -24,6 +28,13 @@ bool sparse_is_zero(const uint8_t *p, size_t len) {
 static int flush_run(struct sparse_writer *w, const uint8_t *p, size_t len, uint64_t off, struct hv_error *e) {
         if (len == 0)
                 return 0;
+        if (w->direct && (len % SPARSE_BLOCK || off % SPARSE_BLOCK || (uintptr_t)p % SPARSE_BLOCK)) {
+                /* only the image's last block can be partial: finish without O_DIRECT */
+                int fl = fcntl(w->fd, F_GETFL);
+                if (fl < 0 || fcntl(w->fd, F_SETFL, fl & ~O_DIRECT) < 0)
+                        return hv_fail_errno(e, HV_E_ERRNO, errno, "clearing O_DIRECT for the image's tail");
+                w->direct = false;
+        }
         int r = hv_pwrite_all(w->fd, p, len, off);
         if (r < 0)
                 return hv_fail_errno(e, HV_E_ERRNO, -r, "writing the image at byte %llu", (unsigned long long)off);

@@ -6,10 +6,13 @@
 
 struct sparse_writer {
         int fd;
+        bool direct;         /* fd has O_DIRECT: writes must be block-aligned (the tail is not) */
         uint64_t off;        /* logical end of what was appended */
         uint64_t data_bytes; /* bytes actually written (non-zero blocks) */
 };
 
+/* fd may have O_DIRECT set (then buffers must be 4 KiB-aligned): an unaligned tail write clears
+ * it on the fd first. */
 void sparse_init(struct sparse_writer *w, int fd);
 /* True when all len bytes are zero. */
 bool sparse_is_zero(const uint8_t *p, size_t len);

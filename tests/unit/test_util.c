@@ -1,3 +1,4 @@
+#define _GNU_SOURCE
 /* Unit tests of names, error mapping, sparse zero detection and image metadata. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -105,6 +106,41 @@ static void test_sparse_writer(void **state) {
         unlink(path);
 }
 
+static void test_sparse_writer_direct(void **state) {
+        (void)state;
+        char path[] = "/var/tmp/hvwg-direct-XXXXXX";
+        int fd = mkostemp(path, O_DIRECT);
+        if (fd < 0) {
+                skip(); /* a filesystem without O_DIRECT */
+                return;
+        }
+        struct sparse_writer w;
+        sparse_init(&w, fd);
+        assert_true(w.direct);
+        struct hv_error e = { 0 };
+        uint8_t *buf;
+        assert_int_equal(posix_memalign((void **)&buf, 4096, 1 << 20), 0);
+        memset(buf, 0, 1 << 20);
+        memset(buf + 4096, 0x5a, 8192);
+        assert_int_equal(sparse_append(&w, buf, 1 << 20, &e), 0);
+        assert_true(w.direct);
+        buf[0] = 9;
+        assert_int_equal(sparse_append(&w, buf, 1000, &e), 0); /* unaligned tail: O_DIRECT goes */
+        assert_false(w.direct);
+        assert_int_equal(sparse_finish(&w, &e), 0);
+        uint8_t c;
+        assert_int_equal(pread(fd, &c, 1, 4096 + 100), 1);
+        assert_int_equal(c, 0x5a);
+        assert_int_equal(pread(fd, &c, 1, 1 << 20), 1);
+        assert_int_equal(c, 9);
+        struct stat st;
+        assert_int_equal(fstat(fd, &st), 0);
+        assert_int_equal(st.st_size, (1 << 20) + 1000);
+        free(buf);
+        close(fd);
+        unlink(path);
+}
+
 static void test_meta_roundtrip(void **state) {
         (void)state;
         struct image a = { .size = 1 << 30, .compressed_size = 12345, .created_usec = 99, .inode = 42 };
@@ -149,7 +185,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_names),          cmocka_unit_test(test_error_names),
                 cmocka_unit_test(test_zero_detection), cmocka_unit_test(test_sparse_writer),
-                cmocka_unit_test(test_meta_roundtrip),
+                cmocka_unit_test(test_meta_roundtrip),  cmocka_unit_test(test_sparse_writer_direct),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

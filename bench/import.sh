@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Import benchmark (not a test): the same 4 GiB reference .gz through systemd-import,
+# pigz|cp --sparse, igzip|cp --sparse, hvwgd (sha512 on) and the ISA-L in-memory ceiling, in one
+# run. Verifies every output against the reference raw and prints times, MB/s, allocated bytes,
+# hvwgd's peak RSS and the ratios. Run as root: bench/import.sh [--runs N]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+top=$(pwd)
+runs=1
+[ "${1:-}" = "--runs" ] && runs=$2
+data=${BENCH_DATA:-$top/bench/data}
+mkdir -p "$data"
+
+bash tools/deps.sh
+for p in systemd-container isal pigz bc; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+    { echo "installing $p"; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null; }
+done
+dir=$(bash tools/build.sh normal)
+hvwgd="$top/$dir/hvwgd"; hvwgctl="$top/$dir/hvwgctl"; ceiling="$top/$dir/bench_isal_ceiling"
+
+ref="$data/ref.raw"; gz="$data/ref.raw.gz"
+if [ ! -s "$gz" ]; then
+  echo "== building the reference image (once; kept in $data)"
+  stage="$data/stage"; rm -rf "$stage"; mkdir -p "$stage/usr" "$stage/data"
+  # ~1.7 GB of real files from /usr, chosen deterministically (sorted paths, size-capped)
+  find /usr/share /usr/lib -xdev -type f -size -64M -printf '%s\t%p\n' 2>/dev/null | LC_ALL=C sort -t"$(printf '\t')" -k2 |
+    awk -F'\t' 'BEGIN{t=0; stop=0} {if (t + $1 > 1700*1024*1024) stop=1; if (!stop) {t += $1; print $2}}' > "$data/files.txt"
+  tar -C / -cf - --files-from=<(sed 's|^/||' "$data/files.txt") 2>/dev/null | tar -C "$stage/usr" -xf -
+  # 128 MiB of pseudo-random (incompressible, deterministic) and 128 MiB of zeros
+  (openssl enc -aes-128-ctr -K 00112233445566778899aabbccddeeff -iv 0 -nosalt -in /dev/zero 2>/dev/null || true) |
+    head -c $((128 << 20)) > "$stage/data/random.bin"
+  head -c $((128 << 20)) /dev/zero > "$stage/data/zeros.bin"
+  rm -f "$ref"; truncate -s 4G "$ref"
+  printf 'label: dos\nlabel-id: 0x12345678\nstart=2048, size=3584M, type=83, bootable\ntype=82\n' |
+    sfdisk -q --no-reread --no-tell-kernel "$ref"
+  E2FSPROGS_FAKE_TIME=1700000000 mke2fs -q -F -t ext4 -L bench -U 6f1c3d2e-0000-4000-8000-000000000001 \
+    -E offset=$((2048 * 512)),hash_seed=6f1c3d2e-0000-4000-8000-000000000002 -d "$stage" "$ref" 3584M
+  truncate -s 1M "$data/swap"; mkswap -q -U 6f1c3d2e-0000-4000-8000-000000000003 "$data/swap" >/dev/null
+  dd if="$data/swap" of="$ref" bs=512 seek=$((2048 + 3584 * 2048)) conv=notrunc status=none
+  rm -rf "$stage" "$data/swap"
+  gzip -6 -c "$ref" > "$gz.tmp" && mv "$gz.tmp" "$gz"
+  sha256sum "$ref" | cut -d' ' -f1 > "$data/ref.sha256"
+fi
+[ -s "$data/ref.sha256" ] || sha256sum "$ref" | cut -d' ' -f1 > "$data/ref.sha256"
+want=$(cat "$data/ref.sha256")
+ref_alloc=$(( $(stat -c %b "$ref") * 512 ))
+gz_size=$(stat -c %s "$gz")
+raw_size=$(stat -c %s "$ref")
+sha512=$(sha512sum "$gz" | cut -d' ' -f1)
+
+. tools/lib.sh
+work=$(mktemp -d "$data/run.XXXXXX"); chmod 755 "$work"
+trap 'hv_stop_all; rm -rf "$work"' EXIT
+mkdir -p "$work/images" "$work/machines" "$work/sd"
+cat > "$work/hvwgd.conf" <<CONF
+[Storage]
+ImageRoot=$work/images
+MachineRoot=$work/machines
+AllowedSourceDirs=$data
+CONF
+
+now() { date +%s.%N; }
+settle() { sync; echo 1 > /proc/sys/vm/drop_caches 2>/dev/null || true; cat "$gz" > /dev/null; }
+declare -A T A
+check() { # name file
+  local got; got=$(sha256sum "$2" | cut -d' ' -f1)
+  [ "$got" = "$want" ] || { echo "$1: OUTPUT DIFFERS from the reference raw" >&2; exit 1; }
+  A[$1]=$(( $(stat -c %b "$2") * 512 ))
+}
+best() { # name seconds: keep the best of the runs
+  if [ -z "${T[$1]:-}" ] || (( $(echo "$2 < ${T[$1]}" | bc) )); then T[$1]=$2; fi
+}
+
+echo "== reference: $(numfmt --to=iec $raw_size) raw, $(numfmt --to=iec $ref_alloc) allocated, $(numfmt --to=iec $gz_size) gzip"
+echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(df -T "$work" | awk 'NR==2{print $2}') on $(df "$work" | awk 'NR==2{print $1}')"
+for run in $(seq "$runs"); do
+  echo "-- run $run/$runs"
+  rm -f "$work/sd/bench.raw"; settle; t0=$(now)
+  /lib/systemd/systemd-import raw --image-root="$work/sd" --sync=no "$gz" bench >/dev/null 2>&1
+  best systemd-import "$(echo "$(now) - $t0" | bc)"; check systemd-import "$work/sd/bench.raw"; rm -f "$work/sd/bench.raw"
+
+  rm -f "$work/pigz.raw"; settle; t0=$(now)
+  pigz -dc "$gz" | cp --sparse=always /dev/stdin "$work/pigz.raw"
+  best pigz-cp "$(echo "$(now) - $t0" | bc)"; check pigz-cp "$work/pigz.raw"; rm -f "$work/pigz.raw"
+
+  rm -f "$work/igzip.raw"; settle; t0=$(now)
+  igzip -dc "$gz" | cp --sparse=always /dev/stdin "$work/igzip.raw"
+  best igzip-cp "$(echo "$(now) - $t0" | bc)"; check igzip-cp "$work/igzip.raw"; rm -f "$work/igzip.raw"
+
+  hv_private_bus "$work" "$top/dbus/org.hepix.hvwg1.conf"
+  hv_start_daemon "$hvwgd" "$hvwgctl" "$work/hvwgd.conf" "$work/hvwgd.log"
+  settle; t0=$(now)
+  "$hvwgctl" --bus-address="$HV_ADDR" --quiet fetch "file://$gz" bench --sha512="$sha512"
+  best hvwgd "$(echo "$(now) - $t0" | bc)"
+  rss=$(awk '/VmHWM/{print $2}' /proc/$HV_DAEMON_PID/status)
+  check hvwgd "$work/images/bench.raw"
+  "$hvwgctl" --bus-address="$HV_ADDR" rm bench
+  hv_stop_all
+
+  settle
+  read -r t _ _ < <("$ceiling" "$gz"); best isal-ceiling "$t"
+  read -r t _ _ < <("$ceiling" "$gz" --zero-check); best isal-ceiling-zero "$t"
+done
+
+mbps() { echo "scale=0; $raw_size / 1048576 / $1" | bc; }
+printf '\n%-22s %9s %10s %14s\n' "tool" "seconds" "MiB/s" "allocated"
+for k in systemd-import pigz-cp igzip-cp hvwgd isal-ceiling isal-ceiling-zero; do
+  printf '%-22s %9.2f %10s %14s\n' "$k" "${T[$k]}" "$(mbps "${T[$k]}")" "${A[$k]:+$(numfmt --to=iec ${A[$k]})}"
+done
+echo
+echo "hvwgd peak RSS (VmHWM): $((rss / 1024)) MiB"
+echo "hvwgd allocated vs reference raw: ${A[hvwgd]} vs $ref_alloc bytes ($(echo "scale=2; 100 * ${A[hvwgd]} / $ref_alloc" | bc)%)"
+echo "ratio systemd-import / hvwgd:  $(echo "scale=2; ${T[systemd-import]} / ${T[hvwgd]}" | bc)x (target >= 4)"
+echo "ratio pigz|cp / hvwgd:         $(echo "scale=2; ${T[pigz-cp]} / ${T[hvwgd]}" | bc)x"
+echo "ratio igzip|cp / hvwgd:        $(echo "scale=2; ${T[igzip-cp]} / ${T[hvwgd]}" | bc)x"
+echo "ratio hvwgd / ISA-L ceiling:   $(echo "scale=2; ${T[hvwgd]} / ${T[isal-ceiling]}" | bc)x (aim <= 1.3)"
+echo "ratio hvwgd / ceiling+zero:    $(echo "scale=2; ${T[hvwgd]} / ${T[isal-ceiling-zero]}" | bc)x"

@@ -1,0 +1,34 @@
+/* scratch.h: V2 scratch disks: sizing (pure) and in-process formatting with libext2fs. */
+#pragma once
+#include "util.h"
+
+#define SCRATCH_LABEL "scratch"
+#define SCRATCH_MIN_SIZE (32ULL << 20)
+
+enum scratch_alloc { SCRATCH_SPARSE, SCRATCH_FALLOCATE };
+
+struct scratch_opts {
+        const char *fs;            /* ext4, ext3, ext2 */
+        uint64_t bytes_per_inode;  /* ScratchBytesPerInode */
+        enum scratch_alloc alloc;
+};
+
+/* Size in bytes: opt_gib when given, else cores × per_core_gib; checked against [min, max].
+ * 0 (from scratch_gib=0) means "no scratch disk" and is returned as such. */
+int scratch_size(uint32_t cores, uint64_t per_core_gib, bool have_opt, uint64_t opt_gib, uint64_t max_size,
+                 uint64_t *ret, struct hv_error *e);
+
+/* The ext feature set we use, as dumpe2fs -h names it (for logs and tests). */
+const char *scratch_features(const char *fs, uint64_t size);
+
+/* Creates a new file at path (which must not exist) of size bytes, sparse or fallocated, and
+ * formats it with the label "scratch" and a fresh UUID (returned as text in uuid, 37 bytes).
+ * On failure the file is removed. Formatting is serialised process-wide (libext2fs is not
+ * thread-safe). */
+int scratch_create(const char *path, uint64_t size, const struct scratch_opts *o, char *uuid, struct hv_error *e);
+
+/* Formats an existing file or device. zeroed: the target is known to read as zeros (a fresh
+ * sparse or fallocated file, or a device after a zeroing discard), so inode tables and the
+ * journal need not be written. */
+int scratch_format(const char *path, uint64_t size, const struct scratch_opts *o, bool zeroed, char *uuid,
+                   struct hv_error *e);

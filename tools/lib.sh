@@ -1,0 +1,61 @@
+# Shell helpers shared by tools/demo.sh and bench/*.sh (sourced, not run).
+# hv_private_bus DIR POLICY: starts a dbus-daemon on DIR/bus with the project's policy; sets
+#   HV_ADDR and appends the pid to HV_PIDS.
+# hv_start_daemon HVWGD HVWGCTL CONF LOG: starts hvwgd on HV_ADDR, waits for its name; sets HV_DAEMON_PID.
+# hv_stop_all: stops everything started here.
+HV_PIDS=()
+
+hv_private_bus() {
+  local dir=$1 policy=$2 sock="$1/bus"
+  cat > "$dir/bus.conf" <<CONF
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path=$sock</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
+  </policy>
+  <include ignore_missing="no">$policy</include>
+</busconfig>
+CONF
+  dbus-daemon --nofork --nosyslog --config-file="$dir/bus.conf" >/dev/null 2>"$dir/bus.log" &
+  HV_PIDS+=($!)
+  local i
+  for i in $(seq 200); do [ -S "$sock" ] && break; sleep 0.05; done
+  [ -S "$sock" ] || { echo "dbus-daemon did not start: $(cat "$dir/bus.log")" >&2; return 1; }
+  HV_ADDR="unix:path=$sock"
+}
+
+hv_start_daemon() {
+  local hvwgd=$1 hvwgctl=$2 conf=$3 log=$4 i
+  "$hvwgd" --bus-address="$HV_ADDR" --config="$conf" 2>>"$log" &
+  HV_DAEMON_PID=$!
+  HV_PIDS+=($HV_DAEMON_PID)
+  for i in $(seq 200); do
+    "$hvwgctl" --bus-address="$HV_ADDR" status >/dev/null 2>&1 && return 0
+    kill -0 "$HV_DAEMON_PID" 2>/dev/null || break
+    sleep 0.05
+  done
+  echo "hvwgd did not start: $(tail -5 "$log")" >&2
+  return 1
+}
+
+hv_stop_all() {
+  local p
+  for p in "${HV_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  HV_PIDS=()
+}
