@@ -118,7 +118,7 @@ static void test_sparse_writer_direct(void **state) {
         sparse_init(&w, fd);
         assert_true(w.direct);
         struct hv_error e = { 0 };
-        uint8_t *buf;
+        uint8_t *buf = NULL;
         assert_int_equal(posix_memalign((void **)&buf, 4096, 1 << 20), 0);
         memset(buf, 0, 1 << 20);
         memset(buf + 4096, 0x5a, 8192);
