@@ -106,11 +106,12 @@ done
 mbps() { echo "scale=0; $raw_size / 1048576 / $1" | bc; }
 printf '\n%-22s %9s %10s %14s\n' "tool" "seconds" "MiB/s" "allocated"
 for k in systemd-import pigz-cp igzip-cp hvwgd isal-ceiling isal-ceiling-zero; do
-  printf '%-22s %9.2f %10s %14s\n' "$k" "${T[$k]}" "$(mbps "${T[$k]}")" "${A[$k]:+$(numfmt --to=iec ${A[$k]})}"
+  printf '%-22s %9.2f %10s %14s\n' "$k" "${T[$k]}" "$(mbps "${T[$k]}")" "${A[$k]:+$(echo "scale=1; ${A[$k]} / 1048576" | bc) MiB}"
 done
 echo
 echo "hvwgd peak RSS (VmHWM): $((rss / 1024)) MiB"
-echo "hvwgd allocated vs reference raw: ${A[hvwgd]} vs $ref_alloc bytes ($(echo "scale=2; 100 * ${A[hvwgd]} / $ref_alloc" | bc)%)"
+echo "hvwgd allocated vs reference raw: ${A[hvwgd]} vs $ref_alloc bytes ($(echo "scale=2; 100 * ${A[hvwgd]} / $ref_alloc" | bc)%; the reference keeps some zero blocks allocated)"
+echo "hvwgd allocated vs cp --sparse=always: ${A[hvwgd]} vs ${A[pigz-cp]} bytes ($(echo "scale=2; 100 * ${A[hvwgd]} / ${A[pigz-cp]}" | bc)%)"
 echo "ratio systemd-import / hvwgd:  $(echo "scale=2; ${T[systemd-import]} / ${T[hvwgd]}" | bc)x (target >= 4)"
 echo "ratio pigz|cp / hvwgd:         $(echo "scale=2; ${T[pigz-cp]} / ${T[hvwgd]}" | bc)x"
 echo "ratio igzip|cp / hvwgd:        $(echo "scale=2; ${T[igzip-cp]} / ${T[hvwgd]}" | bc)x"

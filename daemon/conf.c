@@ -58,7 +58,8 @@ static int set_choice(char *dst, size_t dstlen, const char *v, const char *const
         return -EINVAL;
 }
 
-static int set_dirs(struct hv_conf *c, const char *v) {
+/* Space-separated absolute paths (or globs) into a fixed list. */
+static int set_path_list(char (*dst)[512], unsigned *count, const char *v) {
         char buf[HV_CONF_MAX_DIRS * 512];
         if (strlen(v) >= sizeof(buf))
                 return -ENAMETOOLONG;
@@ -70,11 +71,11 @@ static int set_dirs(struct hv_conf *c, const char *v) {
                         return -E2BIG;
                 if (t[0] != '/')
                         return -EINVAL;
-                if (set_str(c->allowed_source_dirs[n], sizeof(c->allowed_source_dirs[n]), t) < 0)
+                if (set_str(dst[n], 512, t) < 0)
                         return -ENAMETOOLONG;
                 n++;
         }
-        c->n_allowed_source_dirs = n;
+        *count = n;
         return 0;
 }
 
@@ -93,7 +94,7 @@ static int apply(struct hv_conf *c, enum section sec, const char *k, const char 
                         return set_path(c->machine_root, sizeof(c->machine_root), v) ?: 1;
                 if (strcmp(k, "AllowedSourceDirs") == 0) {
                         *why = "expected space-separated absolute directories";
-                        return set_dirs(c, v) ?: 1;
+                        return set_path_list(c->allowed_source_dirs, &c->n_allowed_source_dirs, v) ?: 1;
                 }
                 *why = "expected a size such as 64G (suffixes K, M, G, T)";
                 if (strcmp(k, "MaxImageSize") == 0) {
@@ -131,6 +132,10 @@ static int apply(struct hv_conf *c, enum section sec, const char *k, const char 
                         *why = "expected a size between 4K and 64M";
                         r = hv_parse_size(v, &c->scratch_bytes_per_inode);
                         return r < 0 ? r : (c->scratch_bytes_per_inode < 4096 || c->scratch_bytes_per_inode > (64u << 20) ? -EINVAL : 1);
+                }
+                if (strcmp(k, "ScratchDevices") == 0) {
+                        *why = "expected space-separated absolute device paths or globs";
+                        return set_path_list(c->scratch_devices, &c->n_scratch_devices, v) ?: 1;
                 }
                 if (strcmp(k, "ScratchAllocation") == 0) {
                         static const char *const al[] = { "sparse", "fallocate", NULL };

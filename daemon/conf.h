@@ -21,6 +21,8 @@ struct hv_conf {
         uint64_t max_scratch_size;
         uint64_t scratch_bytes_per_inode;
         char scratch_allocation[16]; /* sparse | fallocate */
+        char scratch_devices[HV_CONF_MAX_DIRS][512]; /* block devices or globs */
+        unsigned n_scratch_devices;
         /* [Fetch] */
         unsigned max_concurrent;
         unsigned connect_timeout_sec;

@@ -95,8 +95,9 @@ static void help(void) {
                "  --bus-address=ADDR   connect to this D-Bus address instead of the system bus\n"
                "  --log-level=N        syslog level 0-7 (default 6, info)\n"
                "  --check-config       load the configuration, print the effective values and exit\n"
-               "  --format-scratch PATH SIZE [--scratch-fs=FS] [--scratch-alloc=sparse|fallocate]\n"
-               "                       create and format a scratch disk file as CreateMachine does, and exit\n"
+               "  --format-scratch PATH [SIZE] [--scratch-fs=FS] [--scratch-alloc=sparse|fallocate]\n"
+               "                       create and format a scratch disk file (or a blank block device) as\n"
+               "                       CreateMachine does, print its UUID and exit\n"
                "  -h, --help           this text\n"
                "  --version            print the version\n");
 }
@@ -111,6 +112,10 @@ static void print_conf(const struct hv_conf *c) {
                (unsigned long long)c->scratch_per_core_gib, (unsigned long long)c->memory_per_core_mib, c->scratch_filesystem,
                c->scratch_allocation, (unsigned long long)c->scratch_bytes_per_inode, (unsigned long long)c->max_scratch_size,
                c->hypervisor, c->libvirt_uri, c->network);
+        printf("ScratchDevices=");
+        for (unsigned i = 0; i < c->n_scratch_devices; i++)
+                printf("%s%s", i ? " " : "", c->scratch_devices[i]);
+        printf("\n");
         printf("[Fetch]\nMaxConcurrent=%u\nConnectTimeoutSec=%u\nStallTimeoutSec=%u\nMaxRedirects=%u\nInflate=%s\nCAPath=%s\nProxy=%s\nJobsPerUser=%u\n",
                c->max_concurrent, c->connect_timeout_sec, c->stall_timeout_sec, c->max_redirects, c->inflate, c->ca_path, c->proxy,
                c->jobs_per_user);
@@ -125,7 +130,34 @@ static int run_format_scratch(const char *config, const char *path, const char *
                 log_error("configuration error: %s", e.msg);
                 return 1;
         }
-        uint64_t size;
+        uint64_t size = 0;
+        struct stat st;
+        if (stat(path, &st) == 0 && S_ISBLK(st.st_mode)) {
+                /* a device: only a blank one (no UUIDs are on record here) */
+                uint64_t dev_size;
+                if (scratch_check_device(path, NULL, 0, &dev_size, &e) < 0) {
+                        fprintf(stderr, "hvwgd: %s\n", e.msg);
+                        return 1;
+                }
+                if (size_s && hv_parse_size(size_s, &size) < 0) {
+                        fprintf(stderr, "hvwgd: invalid size %s (e.g. 200G)\n", size_s);
+                        return 2;
+                }
+                if (!size_s || size == 0 || size > dev_size)
+                        size = dev_size;
+                struct scratch_opts o = { .fs = fs ? fs : c.scratch_filesystem, .bytes_per_inode = c.scratch_bytes_per_inode };
+                char uuid[37];
+                if (scratch_format(path, size, &o, false, uuid, &e) < 0) {
+                        fprintf(stderr, "hvwgd: %s\n", e.msg);
+                        return 1;
+                }
+                printf("%s\n", uuid);
+                return 0;
+        }
+        if (!size_s) {
+                fprintf(stderr, "hvwgd: --format-scratch needs a SIZE for a file\n");
+                return 2;
+        }
         if (hv_parse_size(size_s, &size) < 0) {
                 fprintf(stderr, "hvwgd: invalid size %s (e.g. 200G)\n", size_s);
                 return 2;
@@ -196,11 +228,12 @@ int main(int argc, char **argv) {
                 }
         }
         if (format_scratch) {
-                if (argc - optind != 2) {
-                        fprintf(stderr, "hvwgd: --format-scratch takes PATH SIZE\n");
+                if (argc - optind != 2 && argc - optind != 1) {
+                        fprintf(stderr, "hvwgd: --format-scratch takes PATH [SIZE]\n");
                         return 2;
                 }
-                return run_format_scratch(config, argv[optind], argv[optind + 1], scratch_fs, scratch_alloc);
+                return run_format_scratch(config, argv[optind], argc - optind == 2 ? argv[optind + 1] : NULL, scratch_fs,
+                                          scratch_alloc);
         }
         if (optind < argc) {
                 fprintf(stderr, "hvwgd: unexpected argument %s\n", argv[optind]);

@@ -131,7 +131,10 @@ static int format_locked(const char *path, uint64_t size, const struct scratch_o
         }
 
         ext2_filsys fs = NULL;
-        errcode_t err = ext2fs_initialize(path, EXT2_FLAG_64BITS, &param, unix_io_manager, &fs);
+        struct stat st;
+        /* a block device is opened O_EXCL: it fails if anything (a mount, md, dm) holds it */
+        int flags = EXT2_FLAG_64BITS | (stat(path, &st) == 0 && S_ISBLK(st.st_mode) ? EXT2_FLAG_EXCLUSIVE : 0);
+        errcode_t err = ext2fs_initialize(path, flags, &param, unix_io_manager, &fs);
         if (err)
                 return ext2_fail(e, err, "initialising", path);
         int r = 0;
@@ -162,6 +165,9 @@ static int format_locked(const char *path, uint64_t size, const struct scratch_o
                 if (zeroed) {
                         if (ext2fs_has_group_desc_csum(fs))
                                 ext2fs_bg_flags_set(fs, g, EXT2_BG_INODE_ZEROED);
+                } else if (ext2fs_has_group_desc_csum(fs)) {
+                        /* not known to be zero, flag left clear: the kernel's ext4lazyinit zeroes
+                         * the tables after the first mount (mke2fs -E lazy_itable_init=1) */
                 } else {
                         blk64_t start = ext2fs_inode_table_loc(fs, g);
                         int num = (int)fs->inode_blocks_per_group;

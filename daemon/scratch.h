@@ -32,3 +32,14 @@ int scratch_create(const char *path, uint64_t size, const struct scratch_opts *o
  * journal need not be written. */
 int scratch_format(const char *path, uint64_t size, const struct scratch_opts *o, bool zeroed, char *uuid,
                    struct hv_error *e);
+
+/* Block devices ([Machine] ScratchDevices=). Checks with libudev and libblkid that devnode is a
+ * free disk or partition: not mounted, not swap, no holders, no partitions, no signature other
+ * than an hvwgd scratch filesystem whose UUID is in our_uuids. Returns its size in *ret_size. */
+int scratch_check_device(const char *devnode, const char *const *our_uuids, size_t n_uuids, uint64_t *ret_size,
+                         struct hv_error *e);
+/* Picks the smallest free device of at least min_size among the glob patterns, never one already
+ * claimed in this process, and claims it. */
+int scratch_claim_device(const char *const *patterns, size_t n_patterns, uint64_t min_size, const char *const *our_uuids,
+                         size_t n_uuids, char *ret_path, size_t len, struct hv_error *e);
+void scratch_release_device(const char *path);

@@ -46,6 +46,12 @@ def main():
             "drop-ins in lexical order")
     h.check("FutureKey" in r.stderr and f"{p}:3" in r.stderr, "unknown key warns with file:line")
 
+    # the shipped default configuration parses cleanly, without warnings
+    r = subprocess.run([h.HVWGD, "--config=" + os.path.join(h.SRC, "conf/hvwgd.conf"), "--check-config"],
+                       capture_output=True, text=True, timeout=30)
+    h.check(r.returncode == 0 and r.stderr == "" and "ImageRoot=/var/lib/hvwgd/images" in r.stdout,
+            "conf/hvwgd.conf parses without warnings " + r.stderr.strip())
+
     # SIGTERM right at start-up: a clean exit, not a crash
     with h.Env(start=False) as env:
         for delay in (0.0, 0.02, 0.1):

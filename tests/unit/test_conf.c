@@ -50,6 +50,8 @@ static void test_valid_file(void **state) {
                                "# comment\n; another\n\n[Storage]\nImageRoot = /srv/img \nMachineRoot=/srv/m\nMaxImageSize=512M\n"
                                "AllowedSourceDirs=/a /b\t/c\n[Machine]\nScratchPerCoreGiB=10\nMemoryPerCoreMiB=4096\n"
                                "ScratchFilesystem=ext3\nHypervisor=kvm\nLibvirtURI=qemu:///system\nNetwork=default\n"
+                               "ScratchDevices=/dev/sdb /dev/disk/by-partlabel/hvwg-*\nScratchAllocation=fallocate\n"
+                               "ScratchBytesPerInode=1M\nMaxScratchSize=10T\n"
                                "[Fetch]\nMaxConcurrent=4\nConnectTimeoutSec=5\nInflate=zlib\n",
                                &e),
                          0);
@@ -65,6 +67,11 @@ static void test_valid_file(void **state) {
         assert_string_equal(c.hypervisor, "kvm");
         assert_string_equal(c.libvirt_uri, "qemu:///system");
         assert_string_equal(c.network, "default");
+        assert_int_equal(c.n_scratch_devices, 2);
+        assert_string_equal(c.scratch_devices[1], "/dev/disk/by-partlabel/hvwg-*");
+        assert_string_equal(c.scratch_allocation, "fallocate");
+        assert_int_equal(c.scratch_bytes_per_inode, 1 << 20);
+        assert_int_equal(c.max_scratch_size, 10ULL << 40);
         assert_int_equal(c.max_concurrent, 4);
         assert_int_equal(c.connect_timeout_sec, 5);
         assert_string_equal(c.inflate, "zlib");
@@ -109,6 +116,10 @@ static void test_malformed(void **state) {
         expect_error("[Machine]\nScratchPerCoreGiB=ten\n", "test.conf:2:", "whole number");
         expect_error("[Machine]\nNetwork=../x\n", "test.conf:2:", "network");
         expect_error("[Fetch]\nMaxConcurrent=0\n", "test.conf:2:", "MaxConcurrent");
+        expect_error("[Machine]\nScratchDevices=/dev/sdb loop0\n", "test.conf:2:", "absolute");
+        expect_error("[Machine]\nScratchAllocation=lazy\n", "test.conf:2:", "sparse or fallocate");
+        expect_error("[Machine]\nScratchBytesPerInode=1K\n", "test.conf:2:", "ScratchBytesPerInode");
+        expect_error("[Machine]\nMaxScratchSize=0\n", "test.conf:2:", "MaxScratchSize");
         expect_error("[Fetch]\nMaxConcurrent=99999999999999999999\n", "test.conf:2:", "MaxConcurrent");
         expect_error("[Fetch]\nInflate=lz4\n", "test.conf:2:", "isal or zlib");
         expect_error("[Fetch]\n=5\n", "test.conf:2:", "empty key");
