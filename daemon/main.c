@@ -174,10 +174,16 @@ static int run_format_scratch(const char *config, const char *path, const char *
                 return 2;
         }
         char uuid[37];
+        uint64_t t0 = hv_mono_usec();
         if (scratch_create(path, size, &o, uuid, &e) < 0) {
                 fprintf(stderr, "hvwgd: %s\n", e.msg);
                 return 1;
         }
+        uint64_t t1 = hv_mono_usec();
+        char a[32], b[32];
+        if (stat(path, &st) == 0)
+                fprintf(stderr, "hvwgd: created %s %s scratch disk %s in %.1f ms, %s allocated\n", hv_format_size(size, a, sizeof(a)),
+                        o.fs, path, (double)(t1 - t0) / 1000.0, hv_format_size((uint64_t)st.st_blocks * 512, b, sizeof(b)));
         printf("%s\n", uuid);
         return 0;
 }
