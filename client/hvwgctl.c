@@ -24,6 +24,8 @@ static struct {
         bool json, quiet, no_wait, verbose, bytes;
         const char *sha512, *size, *max_size;
         bool replace, raw;
+        const char *cores, *memory, *scratch, *scratch_fs, *hypervisor, *network;
+        bool no_start, keep_disks;
 } arg;
 
 static volatile sig_atomic_t interrupted;
@@ -45,7 +47,16 @@ static int bus_exit_code(const sd_bus_error *e, int r) {
 }
 
 static int fail_bus(const char *what, const sd_bus_error *e, int r) {
-        if (e && sd_bus_error_is_set(e)) {
+        if (e && sd_bus_error_has_names(e, SD_BUS_ERROR_SERVICE_UNKNOWN, SD_BUS_ERROR_NAME_HAS_NO_OWNER)) {
+                fprintf(stderr, "hvwgctl: hvwgd is not running (nobody owns %s on this bus)\n", BUS_NAME);
+                if (arg.verbose)
+                        fprintf(stderr, "hvwgctl: (%s: %s)\n", e->name, e->message ? e->message : "");
+        } else if (e && sd_bus_error_has_name(e, SD_BUS_ERROR_ACCESS_DENIED) && e->message && strstr(e->message, "Rejected send message")) {
+                /* the bus policy said no, before hvwgd saw the call */
+                fprintf(stderr, "hvwgctl: access denied: %s is allowed only to root and members of the group hvwg\n", what);
+                if (arg.verbose)
+                        fprintf(stderr, "hvwgctl: (%s: %s)\n", e->name, e->message);
+        } else if (e && sd_bus_error_is_set(e)) {
                 fprintf(stderr, "hvwgctl: %s\n", e->message ? e->message : e->name);
                 if (arg.verbose)
                         fprintf(stderr, "hvwgctl: (%s)\n", e->name);
@@ -311,6 +322,8 @@ static int cmd_jobs(sd_bus *bus) {
         }
         json_object *arr = json_object_new_array();
         r = sd_bus_message_enter_container(reply, 'a', "(usssdo)");
+        if (r >= 0 && !arg.json && !arg.quiet)
+                printf("%-6s %-7s %-24s %-10s %6s  %s\n", "ID", "TYPE", "TARGET", "PHASE", "DONE", "PATH");
         uint32_t id;
         const char *type, *target, *phase, *path;
         double progress;
@@ -386,20 +399,54 @@ static void draw_progress(struct wait_state *w, const char *phase, uint64_t done
         snprintf(w->last_phase, sizeof(w->last_phase), "%s", phase);
 }
 
-static void poll_job(sd_bus *bus, struct wait_state *w) {
+static uint64_t cur_done, cur_total;
+static char cur_phase[32] = "queued";
+
+/* PropertiesChanged of any job object: we subscribed before the job existed; only ours counts. */
+static int on_job_props(sd_bus_message *m, void *ud, sd_bus_error *err) {
+        (void)err;
+        struct wait_state *w = ud;
+        const char *iface;
+        if (!w->path[0] || strcmp(sd_bus_message_get_path(m), w->path) != 0 || sd_bus_message_read(m, "s", &iface) < 0)
+                return 0;
+        if (sd_bus_message_enter_container(m, 'a', "{sv}") <= 0)
+                return 0;
+        while (sd_bus_message_enter_container(m, 'e', "sv") > 0) {
+                const char *name, *contents;
+                if (sd_bus_message_read(m, "s", &name) < 0 || sd_bus_message_peek_type(m, NULL, &contents) < 0)
+                        return 0;
+                if (strcmp(name, "Phase") == 0 && strcmp(contents, "s") == 0) {
+                        const char *ph;
+                        if (sd_bus_message_read(m, "v", "s", &ph) >= 0)
+                                snprintf(cur_phase, sizeof(cur_phase), "%s", ph);
+                } else if (strcmp(name, "BytesDone") == 0 && strcmp(contents, "t") == 0)
+                        sd_bus_message_read(m, "v", "t", &cur_done);
+                else if (strcmp(name, "BytesTotal") == 0 && strcmp(contents, "t") == 0)
+                        sd_bus_message_read(m, "v", "t", &cur_total);
+                else
+                        sd_bus_message_skip(m, "v");
+                sd_bus_message_exit_container(m);
+        }
+        draw_progress(w, cur_phase, cur_done, cur_total, false);
+        return 0;
+}
+
+/* The state before any signal: the job may be queued and quiet for a while. */
+static void read_job_state(sd_bus *bus, struct wait_state *w) {
         char *phase = NULL;
-        uint64_t done = 0, total = 0;
         if (sd_bus_get_property_string(bus, BUS_NAME, w->path, JOB_IFACE, "Phase", NULL, &phase) < 0)
-                return;
-        sd_bus_get_property_trivial(bus, BUS_NAME, w->path, JOB_IFACE, "BytesDone", NULL, 't', &done);
-        sd_bus_get_property_trivial(bus, BUS_NAME, w->path, JOB_IFACE, "BytesTotal", NULL, 't', &total);
-        draw_progress(w, phase, done, total, false);
+                return; /* already gone: JobRemoved is on its way */
+        snprintf(cur_phase, sizeof(cur_phase), "%s", phase);
         free(phase);
+        sd_bus_get_property_trivial(bus, BUS_NAME, w->path, JOB_IFACE, "BytesDone", NULL, 't', &cur_done);
+        sd_bus_get_property_trivial(bus, BUS_NAME, w->path, JOB_IFACE, "BytesTotal", NULL, 't', &cur_total);
+        draw_progress(w, cur_phase, cur_done, cur_total, true);
 }
 
 static int wait_job(sd_bus *bus, struct wait_state *w) {
         bool canceled = false;
         w->start = hv_mono_usec();
+        read_job_state(bus, w);
         while (!w->done) {
                 if (interrupted && !canceled) {
                         canceled = true;
@@ -414,16 +461,16 @@ static int wait_job(sd_bus *bus, struct wait_state *w) {
                 }
                 if (r > 0)
                         continue;
-                if (!w->done)
-                        poll_job(bus, w);
                 r = sd_bus_wait(bus, 200000);
                 if (r < 0 && r != -EINTR) {
                         fprintf(stderr, "hvwgctl: lost the connection to hvwgd: %s\n", strerror(-r));
                         return EXIT_UNREACHABLE;
                 }
         }
+        if (w->tty && !arg.quiet && !arg.json && strcmp(w->result, "done") == 0)
+                draw_progress(w, "done", cur_total ? cur_total : cur_done, cur_total, true);
         if (w->tty && !arg.quiet && !arg.json)
-                printf("\r\033[K");
+                printf("\n");
         if (arg.json) {
                 json_object *o = json_object_new_object();
                 json_object_object_add(o, "id", json_object_new_int64(w->id));
@@ -454,44 +501,22 @@ static int wait_job(sd_bus *bus, struct wait_state *w) {
         return code;
 }
 
-static int cmd_fetch(sd_bus *bus, const char *uri, const char *name) {
+/* Calls a job-starting method (FetchImage, CreateMachine) built in m, then waits for the job
+ * or prints its id. The matches are in place before the call: the end cannot be missed. */
+static int run_job(sd_bus *bus, sd_bus_message *m, const char *method) {
         sd_bus_error e = SD_BUS_ERROR_NULL;
-        sd_bus_message *m = NULL, *reply = NULL;
+        sd_bus_message *reply = NULL;
         struct wait_state w = { .tty = isatty(STDOUT_FILENO) };
-        uint64_t size = 0, max_size = 0;
-        if (arg.size && hv_parse_size(arg.size, &size) < 0) {
-                fprintf(stderr, "hvwgctl: invalid --size %s\n", arg.size);
-                return EXIT_USAGE;
-        }
-        if (arg.max_size && (hv_parse_size(arg.max_size, &max_size) < 0 || max_size == 0)) {
-                fprintf(stderr, "hvwgctl: invalid --max-size %s (e.g. 20G)\n", arg.max_size);
-                return EXIT_USAGE;
-        }
-        /* Subscribe before starting the job so its end cannot be missed. */
         int r = sd_bus_match_signal(bus, NULL, BUS_NAME, OBJ, MGR, "JobRemoved", on_job_removed, &w);
         if (r >= 0)
-                r = sd_bus_message_new_method_call(bus, &m, BUS_NAME, OBJ, MGR, "FetchImage");
-        if (r >= 0)
-                r = sd_bus_message_append(m, "ss", uri, name ? name : "");
-        if (r >= 0)
-                r = sd_bus_message_open_container(m, 'a', "{sv}");
-        if (r >= 0 && arg.sha512)
-                r = sd_bus_message_append(m, "{sv}", "sha512", "s", arg.sha512);
-        if (r >= 0 && arg.size)
-                r = sd_bus_message_append(m, "{sv}", "size", "t", size);
-        if (r >= 0 && arg.max_size)
-                r = sd_bus_message_append(m, "{sv}", "max_size", "t", max_size);
-        if (r >= 0 && arg.replace)
-                r = sd_bus_message_append(m, "{sv}", "replace", "b", 1);
-        if (r >= 0 && arg.raw)
-                r = sd_bus_message_append(m, "{sv}", "compression", "s", "none");
-        if (r >= 0)
-                r = sd_bus_message_close_container(m);
+                r = sd_bus_add_match(bus, NULL,
+                                     "type='signal',sender='" BUS_NAME "',interface='org.freedesktop.DBus.Properties',"
+                                     "member='PropertiesChanged',path_namespace='/org/hepix/hvwg1/job'",
+                                     on_job_props, &w);
         if (r >= 0)
                 r = sd_bus_call(bus, m, 0, &e, &reply);
-        sd_bus_message_unref(m);
         if (r < 0) {
-                r = fail_bus("FetchImage", &e, r);
+                r = fail_bus(method, &e, r);
                 sd_bus_error_free(&e);
                 return r;
         }
@@ -517,6 +542,227 @@ static int cmd_fetch(sd_bus *bus, const char *uri, const char *name) {
         return wait_job(bus, &w);
 }
 
+static int new_call(sd_bus *bus, sd_bus_message **m, const char *method) {
+        int r = sd_bus_message_new_method_call(bus, m, BUS_NAME, OBJ, MGR, method);
+        if (r < 0)
+                fprintf(stderr, "hvwgctl: cannot build the %s call: %s\n", method, strerror(-r));
+        return r;
+}
+
+static int cmd_fetch(sd_bus *bus, const char *uri, const char *name) {
+        uint64_t size = 0, max_size = 0;
+        if (arg.size && hv_parse_size(arg.size, &size) < 0) {
+                fprintf(stderr, "hvwgctl: invalid --size %s\n", arg.size);
+                return EXIT_USAGE;
+        }
+        if (arg.max_size && (hv_parse_size(arg.max_size, &max_size) < 0 || max_size == 0)) {
+                fprintf(stderr, "hvwgctl: invalid --max-size %s (e.g. 20G)\n", arg.max_size);
+                return EXIT_USAGE;
+        }
+        sd_bus_message *m = NULL;
+        int r = new_call(bus, &m, "FetchImage");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "ss", uri, name ? name : "");
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, 'a', "{sv}");
+        if (r >= 0 && arg.sha512)
+                r = sd_bus_message_append(m, "{sv}", "sha512", "s", arg.sha512);
+        if (r >= 0 && arg.size)
+                r = sd_bus_message_append(m, "{sv}", "size", "t", size);
+        if (r >= 0 && arg.max_size)
+                r = sd_bus_message_append(m, "{sv}", "max_size", "t", max_size);
+        if (r >= 0 && arg.replace)
+                r = sd_bus_message_append(m, "{sv}", "replace", "b", 1);
+        if (r >= 0 && arg.raw)
+                r = sd_bus_message_append(m, "{sv}", "compression", "s", "none");
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        if (r < 0) {
+                sd_bus_message_unref(m);
+                return EXIT_FAILED;
+        }
+        r = run_job(bus, m, "FetchImage");
+        sd_bus_message_unref(m);
+        return r;
+}
+
+static int cmd_create(sd_bus *bus, const char *image, const char *name) {
+        unsigned cores;
+        uint64_t memory = 0, scratch = 0;
+        if (!arg.cores) {
+                fprintf(stderr, "hvwgctl: create needs --cores=N\n");
+                return EXIT_USAGE;
+        }
+        if (hv_parse_uint(arg.cores, 1, 4096, &cores) < 0) {
+                fprintf(stderr, "hvwgctl: invalid --cores %s (1-4096)\n", arg.cores);
+                return EXIT_USAGE;
+        }
+        if (arg.memory && (hv_parse_size(arg.memory, &memory) < 0 || memory < (1ULL << 20) || memory % (1ULL << 20))) {
+                fprintf(stderr, "hvwgctl: invalid --memory %s (whole MiB, e.g. 4G or 1536M)\n", arg.memory);
+                return EXIT_USAGE;
+        }
+        if (arg.scratch && (hv_parse_size(arg.scratch, &scratch) < 0 || scratch % (1ULL << 30))) {
+                fprintf(stderr, "hvwgctl: invalid --scratch %s (whole GiB, e.g. 40G; 0 for none)\n", arg.scratch);
+                return EXIT_USAGE;
+        }
+        sd_bus_message *m = NULL;
+        int r = new_call(bus, &m, "CreateMachine");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "ssu", image, name, (uint32_t)cores);
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, 'a', "{sv}");
+        if (r >= 0 && arg.memory)
+                r = sd_bus_message_append(m, "{sv}", "memory_mib", "t", memory >> 20);
+        if (r >= 0 && arg.scratch)
+                r = sd_bus_message_append(m, "{sv}", "scratch_gib", "t", scratch >> 30);
+        if (r >= 0 && arg.scratch_fs)
+                r = sd_bus_message_append(m, "{sv}", "scratch_fs", "s", arg.scratch_fs);
+        if (r >= 0 && arg.hypervisor)
+                r = sd_bus_message_append(m, "{sv}", "hypervisor", "s", arg.hypervisor);
+        if (r >= 0 && arg.network)
+                r = sd_bus_message_append(m, "{sv}", "network", "s", arg.network);
+        if (r >= 0 && arg.no_start)
+                r = sd_bus_message_append(m, "{sv}", "start", "b", 0);
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        if (r < 0) {
+                sd_bus_message_unref(m);
+                return EXIT_FAILED;
+        }
+        r = run_job(bus, m, "CreateMachine");
+        sd_bus_message_unref(m);
+        return r;
+}
+
+static int cmd_machines(sd_bus *bus) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        int r = sd_bus_call_method(bus, BUS_NAME, OBJ, MGR, "ListMachines", &e, &reply, "");
+        if (r < 0) {
+                r = fail_bus("ListMachines", &e, r);
+                sd_bus_error_free(&e);
+                return r;
+        }
+        json_object *arr = json_object_new_array();
+        r = sd_bus_message_enter_container(reply, 'a', "(ssuttss)");
+        const char *name, *uuid, *image, *state;
+        uint32_t cores;
+        uint64_t mem, scratch;
+        if (r >= 0 && !arg.json && !arg.quiet)
+                printf("%-24s %-36s %5s %10s %10s %-20s %s\n", "NAME", "UUID", "CORES", "MEMORY", "SCRATCH", "IMAGE", "STATE");
+        while (r >= 0 && (r = sd_bus_message_read(reply, "(ssuttss)", &name, &uuid, &cores, &mem, &scratch, &image, &state)) > 0) {
+                json_object *o = json_object_new_object();
+                json_object_object_add(o, "name", json_object_new_string(name));
+                json_object_object_add(o, "uuid", json_object_new_string(uuid));
+                json_object_object_add(o, "cores", json_object_new_int64(cores));
+                json_object_object_add(o, "memory_mib", json_object_new_uint64(mem));
+                json_object_object_add(o, "scratch_bytes", json_object_new_uint64(scratch));
+                json_object_object_add(o, "image", json_object_new_string(image));
+                json_object_object_add(o, "state", json_object_new_string(state));
+                json_object_array_add(arr, o);
+                if (!arg.json) {
+                        char a[32], b[32];
+                        printf("%-24s %-36s %5u %10s %10s %-20s %s\n", name, uuid, cores, size_str(mem << 20, a, sizeof(a)),
+                               size_str(scratch, b, sizeof(b)), image, state);
+                }
+        }
+        sd_bus_message_unref(reply);
+        if (arg.json)
+                print_json(arr);
+        else
+                json_object_put(arr);
+        if (r < 0) {
+                fprintf(stderr, "hvwgctl: bad reply from hvwgd: %s\n", strerror(-r));
+                return EXIT_FAILED;
+        }
+        return EXIT_OK;
+}
+
+static int cmd_destroy(sd_bus *bus, const char *name) {
+        sd_bus_message *m = NULL, *reply = NULL;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        int r = new_call(bus, &m, "DestroyMachine");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "s", name);
+        if (r >= 0)
+                r = arg.keep_disks ? sd_bus_message_append(m, "a{sv}", 1, "keep_disks", "b", 1) : sd_bus_message_append(m, "a{sv}", 0);
+        if (r >= 0)
+                r = sd_bus_call(bus, m, 0, &e, &reply);
+        sd_bus_message_unref(m);
+        sd_bus_message_unref(reply);
+        if (r < 0) {
+                r = fail_bus("DestroyMachine", &e, r);
+                sd_bus_error_free(&e);
+                return r;
+        }
+        return EXIT_OK;
+}
+
+/* ---- watch: a live view of the jobs until interrupted ---- */
+
+static bool watch_dirty;
+
+static int on_watch_signal(sd_bus_message *m, void *ud, sd_bus_error *err) {
+        (void)ud;
+        (void)err;
+        watch_dirty = true;
+        if (!isatty(STDOUT_FILENO) && !arg.json) {
+                const char *member = sd_bus_message_get_member(m);
+                if (strcmp(member, "JobNew") == 0) {
+                        uint32_t id;
+                        const char *path;
+                        if (sd_bus_message_read(m, "uo", &id, &path) >= 0)
+                                printf("job %u: new (%s)\n", id, path);
+                } else if (strcmp(member, "JobRemoved") == 0) {
+                        uint32_t id;
+                        const char *path, *result, *en, *em;
+                        if (sd_bus_message_read(m, "uosss", &id, &path, &result, &en, &em) >= 0)
+                                printf("job %u: %s%s%s\n", id, result, *em ? ": " : "", em);
+                }
+                fflush(stdout);
+        }
+        return 0;
+}
+
+static int cmd_watch(sd_bus *bus) {
+        int r = sd_bus_match_signal(bus, NULL, BUS_NAME, OBJ, MGR, "JobNew", on_watch_signal, NULL);
+        if (r >= 0)
+                r = sd_bus_match_signal(bus, NULL, BUS_NAME, OBJ, MGR, "JobRemoved", on_watch_signal, NULL);
+        if (r >= 0)
+                r = sd_bus_add_match(bus, NULL,
+                                     "type='signal',sender='" BUS_NAME "',interface='org.freedesktop.DBus.Properties',"
+                                     "member='PropertiesChanged',path_namespace='/org/hepix/hvwg1/job'",
+                                     on_watch_signal, NULL);
+        if (r < 0) {
+                fprintf(stderr, "hvwgctl: cannot subscribe to job signals: %s\n", strerror(-r));
+                return EXIT_UNREACHABLE;
+        }
+        bool tty = isatty(STDOUT_FILENO) && !arg.json;
+        uint64_t last = 0;
+        watch_dirty = true;
+        while (!interrupted) {
+                r = sd_bus_process(bus, NULL);
+                if (r < 0) {
+                        fprintf(stderr, "hvwgctl: lost the connection to hvwgd: %s\n", strerror(-r));
+                        return EXIT_UNREACHABLE;
+                }
+                if (r > 0)
+                        continue;
+                if (tty && watch_dirty && hv_mono_usec() - last >= 100000) {
+                        watch_dirty = false;
+                        last = hv_mono_usec();
+                        printf("\033[H\033[2J");
+                        r = cmd_jobs(bus);
+                        if (r != EXIT_OK)
+                                return r;
+                        printf("(watching; Ctrl-C to stop)\n");
+                        fflush(stdout);
+                }
+                sd_bus_wait(bus, 100000);
+        }
+        return EXIT_OK;
+}
+
 static void usage(FILE *f) {
         fprintf(f, "Usage: hvwgctl [OPTIONS] COMMAND ...\n\n"
                    "Commands:\n"
@@ -526,14 +772,20 @@ static void usage(FILE *f) {
                    "  images                      list images\n"
                    "  inspect NAME                partition table of an image\n"
                    "  rm NAME                     remove an image\n"
+                   "  create IMAGE NAME --cores=N create a machine (waits; Ctrl-C cancels)\n"
+                   "        [--memory=SIZE] [--scratch=SIZE] [--scratch-fs=FS] [--hypervisor=H]\n"
+                   "        [--network=NET] [--no-start]\n"
+                   "  machines                    list machines\n"
+                   "  destroy NAME [--keep-disks] stop, undefine and delete a machine\n"
                    "  jobs                        list jobs\n"
-                   "  cancel ID                   cancel a job\n\n"
+                   "  cancel ID                   cancel a job\n"
+                   "  watch                       live view of the jobs until interrupted\n\n"
                    "Options:\n"
                    "  --system                    the system bus (default)\n"
                    "  --bus-address=ADDR          another bus\n"
-                   "  --json                      machine-readable output\n"
+                   "  --json                      machine-readable output (see hvwgctl(1))\n"
                    "  --bytes                     exact sizes in tables\n"
-                   "  --quiet                     less output\n"
+                   "  -q, --quiet                 less output\n"
                    "  --no-wait                   print the job id and path instead of waiting\n"
                    "  --verbose                   D-Bus error names too\n"
                    "  -h, --help, --version\n\n"
@@ -541,7 +793,8 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
-        enum { O_SYSTEM = 256, O_ADDR, O_JSON, O_QUIET, O_NOWAIT, O_VERBOSE, O_VERSION, O_SHA, O_SIZE, O_MAXSIZE, O_REPLACE, O_RAW, O_BYTES };
+        enum { O_SYSTEM = 256, O_ADDR, O_JSON, O_QUIET, O_NOWAIT, O_VERBOSE, O_VERSION, O_SHA, O_SIZE, O_MAXSIZE, O_REPLACE, O_RAW, O_BYTES,
+               O_CORES, O_MEMORY, O_SCRATCH, O_SCRATCHFS, O_HYPERVISOR, O_NETWORK, O_NOSTART, O_KEEPDISKS };
         static const struct option opts[] = {
                 { "system", no_argument, NULL, O_SYSTEM },   { "bus-address", required_argument, NULL, O_ADDR },
                 { "json", no_argument, NULL, O_JSON },       { "quiet", no_argument, NULL, O_QUIET },
@@ -550,6 +803,10 @@ int main(int argc, char **argv) {
                 { "sha512", required_argument, NULL, O_SHA }, { "size", required_argument, NULL, O_SIZE },
                 { "max-size", required_argument, NULL, O_MAXSIZE }, { "replace", no_argument, NULL, O_REPLACE },
                 { "raw", no_argument, NULL, O_RAW },         { "bytes", no_argument, NULL, O_BYTES },
+                { "cores", required_argument, NULL, O_CORES }, { "memory", required_argument, NULL, O_MEMORY },
+                { "scratch", required_argument, NULL, O_SCRATCH }, { "scratch-fs", required_argument, NULL, O_SCRATCHFS },
+                { "hypervisor", required_argument, NULL, O_HYPERVISOR }, { "network", required_argument, NULL, O_NETWORK },
+                { "no-start", no_argument, NULL, O_NOSTART }, { "keep-disks", no_argument, NULL, O_KEEPDISKS },
                 {}
         };
         int c;
@@ -570,6 +827,14 @@ int main(int argc, char **argv) {
                 case O_REPLACE: arg.replace = true; break;
                 case O_RAW: arg.raw = true; break;
                 case O_BYTES: arg.bytes = true; break;
+                case O_CORES: arg.cores = optarg; break;
+                case O_MEMORY: arg.memory = optarg; break;
+                case O_SCRATCH: arg.scratch = optarg; break;
+                case O_SCRATCHFS: arg.scratch_fs = optarg; break;
+                case O_HYPERVISOR: arg.hypervisor = optarg; break;
+                case O_NETWORK: arg.network = optarg; break;
+                case O_NOSTART: arg.no_start = true; break;
+                case O_KEEPDISKS: arg.keep_disks = true; break;
                 default: usage(stderr); return EXIT_USAGE;
                 }
         }
@@ -582,7 +847,8 @@ int main(int argc, char **argv) {
         char **args = argv + optind + 1;
         struct { const char *name; int min, max; } cmds[] = {
                 { "status", 0, 0 }, { "fetch", 1, 2 }, { "images", 0, 0 }, { "inspect", 1, 1 },
-                { "rm", 1, 1 }, { "jobs", 0, 0 }, { "cancel", 1, 1 },
+                { "rm", 1, 1 }, { "jobs", 0, 0 }, { "cancel", 1, 1 }, { "create", 2, 2 }, { "machines", 0, 0 },
+                { "destroy", 1, 1 }, { "watch", 0, 0 },
         };
         size_t i;
         for (i = 0; i < ELEMENTSOF(cmds); i++)
@@ -620,6 +886,14 @@ int main(int argc, char **argv) {
                 r = simple_call(bus, "RemoveImage", "s", args[0]);
         else if (strcmp(cmd, "jobs") == 0)
                 r = cmd_jobs(bus);
+        else if (strcmp(cmd, "create") == 0)
+                r = cmd_create(bus, args[0], args[1]);
+        else if (strcmp(cmd, "machines") == 0)
+                r = cmd_machines(bus);
+        else if (strcmp(cmd, "destroy") == 0)
+                r = cmd_destroy(bus, args[0]);
+        else if (strcmp(cmd, "watch") == 0)
+                r = cmd_watch(bus);
         else
                 r = simple_call(bus, "CancelJob", "u", (uint32_t)job_id);
         sd_bus_flush_close_unref(bus);

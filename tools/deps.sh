@@ -9,7 +9,7 @@ PKGS=(
   libsystemd-dev libudev-dev libvirt-dev libext2fs-dev comerr-dev libblkid-dev
   zlib1g-dev libisal-dev libcurl4-openssl-dev libssl-dev libxml2-dev libjson-c-dev
   # tests and fuzzing
-  libcmocka-dev clang libclang-rt-14-dev python3 util-linux fdisk e2fsprogs
+  libcmocka-dev clang libclang-rt-14-dev python3 util-linux fdisk e2fsprogs scdoc man-db groff-base bsdextrautils
   dbus-daemon dbus-bin libxml2-utils gzip pigz curl
   # running machines (libvirt + qemu)
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-daemon-system libvirt-clients
