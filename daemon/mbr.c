@@ -132,6 +132,9 @@ static int walk_ebr_chain(const struct mbr_part *ext, uint64_t image_size, mbr_r
                                 return refuse(e, "extended partition %u chains more than %d logical partitions", ext->number, MBR_MAX_LOGICAL);
                         if (mbr_is_extended_type(lg.type))
                                 return refuse(e, "logical partition %u is itself an extended partition (type 0x%02x)", number, lg.type);
+                        if (lg.type == 0xee)
+                                return refuse(e, "logical partition %u has type 0xEE (GPT protective): the image format requires a plain MBR table",
+                                              number);
                         uint64_t start = ebr + lg.lba;
                         if (lg.lba == 0)
                                 return refuse(e, "logical partition %u (type 0x%02x) starts on its own extended boot record (LBA %llu)",

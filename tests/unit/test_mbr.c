@@ -255,6 +255,13 @@ static void test_logical_refusals(void **s) {
         expect_refused(&lvm, HV_E_LVM, "partition 6", "LVM", NULL);
         vfree(&lvm);
 
+        /* found by fuzz_mbr (tests/fuzz/corpus/mbr/regress-logical-ee): 0xEE as a logical */
+        struct vimg ee = { 0 };
+        extended(&ee, 0x85);
+        ventry(&ee, 10000, 0, 0, 0xee, 2048, 1000);
+        expect_refused(&ee, HV_E_BAD_TABLE, "logical partition 5", "0xEE", NULL);
+        vfree(&ee);
+
         struct vimg past = { 0 };
         extended(&past, 0x05);
         ventry(&past, 10000, 0, 0, 0x83, 2048, 95000);
