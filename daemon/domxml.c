@@ -128,6 +128,8 @@ int domxml_build(const struct dom_spec *s, char **ret, struct hv_error *e) {
         x.ok &= xmlTextWriterWriteFormatString(x.w, "%llu", (unsigned long long)s->memory_mib) >= 0;
         end(&x);
         textf_el(&x, "vcpu", "%llu", s->vcpus);
+        if (s->hv == DOM_XEN_PV) /* the schema wants it before <os> */
+                text_el(&x, "bootloader", s->bootloader ? s->bootloader : "pygrub");
         el(&x, "os");
         el(&x, "type");
         at(&x, "arch", "x86_64");
@@ -140,8 +142,6 @@ int domxml_build(const struct dom_spec *s, char **ret, struct hv_error *e) {
         }
         end(&x);
         end(&x); /* os */
-        if (s->hv == DOM_XEN_PV)
-                text_el(&x, "bootloader", s->bootloader ? s->bootloader : "pygrub");
         if (s->hv != DOM_XEN_PV) {
                 el(&x, "features");
                 el(&x, "acpi");
