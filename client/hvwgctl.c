@@ -266,7 +266,9 @@ static int cmd_inspect(sd_bus *bus, const char *name) {
                 return EXIT_OK;
         }
         char b[32];
-        printf("Image %s: %s table, %s\n", name, table, size_str(size, b, sizeof(b)));
+        json_object *tv;
+        json_object_object_get_ex(o, "table", &tv); /* the reply (and its strings) is gone by now */
+        printf("Image %s: %s table, %s\n", name, json_object_get_string(tv), size_str(size, b, sizeof(b)));
         printf("%-4s %-6s %-4s %14s %14s %s\n", "NR", "TYPE", "BOOT", "OFFSET", "SIZE", "FILESYSTEM");
         for (size_t i = 0; i < json_object_array_length(arr); i++) {
                 json_object *p = json_object_array_get_idx(arr, i), *v;

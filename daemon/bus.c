@@ -9,6 +9,7 @@
 #include "fetch.h"
 #include "log.h"
 #include "manager.h"
+#include "scratch.h"
 
 #define MAX_STRING 4096
 #define MAX_OPTIONS 32
@@ -195,6 +196,16 @@ static struct job *job_for_target(struct manager *m, enum job_type type, const c
         return NULL;
 }
 
+/* An image may not be removed or replaced while a machine or a create job uses it. */
+static int image_busy(struct manager *m, const char *name, sd_bus_error *ret) {
+        for (struct job *j = m->jobs; j; j = j->next)
+                if (j->type == JOB_CREATE && strcmp(j->create.image, name) == 0)
+                        return sd_bus_error_setf(ret, "org.hepix.hvwg1.Error.ImageBusy", "image %s is being copied by job %u", name, j->id);
+        if (machine_image_in_use(m, name))
+                return sd_bus_error_setf(ret, "org.hepix.hvwg1.Error.ImageBusy", "image %s is used by a machine", name);
+        return 0;
+}
+
 static int method_fetch_image(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
         struct manager *m = ud;
         uid_t uid;
@@ -237,8 +248,8 @@ static int method_fetch_image(sd_bus_message *msg, void *ud, sd_bus_error *ret) 
         if (img && !fp.replace)
                 return sd_bus_error_setf(ret, "org.hepix.hvwg1.Error.ImageExists",
                                          "image %s already exists (pass replace=true to replace it)", name);
-        if (img && img->users)
-                return sd_bus_error_setf(ret, "org.hepix.hvwg1.Error.ImageBusy", "image %s is used by %u machine(s)", name, img->users);
+        if (img && image_busy(m, name, ret) < 0)
+                return -EBUSY;
         if (uid != 0) {
                 unsigned mine = 0;
                 for (struct job *j = m->jobs; j; j = j->next)
@@ -323,6 +334,8 @@ static int method_remove_image(sd_bus_message *msg, void *ud, sd_bus_error *ret)
         struct job *j = job_for_target(m, JOB_FETCH, name);
         if (j && store_find(&m->store, name))
                 return sd_bus_error_setf(ret, "org.hepix.hvwg1.Error.ImageBusy", "image %s is being replaced by job %u", name, j->id);
+        if (store_find(&m->store, name) && (r = image_busy(m, name, ret)) < 0)
+                return r;
         struct hv_error e = { 0 };
         r = store_remove(&m->store, name, &e);
         if (r < 0)
@@ -369,18 +382,170 @@ static int method_cancel_job(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
         return sd_bus_reply_method_return(msg, "");
 }
 
-static int method_not_yet(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
+static int method_create_machine(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
         struct manager *m = ud;
-        const char *member = sd_bus_message_get_member(msg);
-        bool mutating = strcmp(member, "ListMachines") != 0;
-        if (mutating) {
-                int r = check_access(m, msg, member, NULL, ret);
-                if (r < 0)
+        uid_t uid;
+        int r = check_access(m, msg, "CreateMachine", &uid, ret);
+        if (r < 0)
+                return r;
+        const char *image, *name;
+        uint32_t cores;
+        r = sd_bus_message_read(msg, "ssu", &image, &name, &cores);
+        if (r < 0)
+                return r;
+        if ((r = check_name(image, "image", ret)) < 0 || (r = check_name(name, "machine", ret)) < 0)
+                return r;
+        struct create_params cp = { .start = true };
+        bool have_memory = false, have_scratch = false;
+        uint64_t scratch_gib = 0;
+        const char *hv = m->hypervisor, *fs = m->conf.scratch_filesystem, *net = m->conf.network;
+        r = sd_bus_message_enter_container(msg, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        unsigned n = 0;
+        while ((r = sd_bus_message_enter_container(msg, 'e', "sv")) > 0) {
+                const char *key, *type = NULL;
+                char t;
+                if (++n > MAX_OPTIONS)
+                        return sd_bus_error_setf(ret, SD_BUS_ERROR_INVALID_ARGS, "more than %d options", MAX_OPTIONS);
+                if ((r = sd_bus_message_read(msg, "s", &key)) < 0 || (r = sd_bus_message_peek_type(msg, &t, &type)) < 0)
+                        return r;
+                const char *want = !strcmp(key, "memory_mib") || !strcmp(key, "scratch_gib") ? "t" :
+                                   !strcmp(key, "scratch_fs") || !strcmp(key, "hypervisor") || !strcmp(key, "network") ? "s" :
+                                   !strcmp(key, "start") ? "b" : NULL;
+                if (!want)
+                        return sd_bus_error_setf(ret, SD_BUS_ERROR_INVALID_ARGS,
+                                                 "unknown option \"%.64s\" (known: memory_mib, scratch_gib, scratch_fs, hypervisor, network, start)", key);
+                if (!type || strcmp(type, want) != 0)
+                        return sd_bus_error_setf(ret, SD_BUS_ERROR_INVALID_ARGS, "option %s must have type '%s', got '%s'", key, want,
+                                                 type ? type : "?");
+                if (!strcmp(key, "memory_mib")) {
+                        r = sd_bus_message_read(msg, "v", "t", &cp.memory_mib);
+                        have_memory = true;
+                } else if (!strcmp(key, "scratch_gib")) {
+                        r = sd_bus_message_read(msg, "v", "t", &scratch_gib);
+                        have_scratch = true;
+                } else if (!strcmp(key, "scratch_fs"))
+                        r = sd_bus_message_read(msg, "v", "s", &fs);
+                else if (!strcmp(key, "hypervisor"))
+                        r = sd_bus_message_read(msg, "v", "s", &hv);
+                else if (!strcmp(key, "network"))
+                        r = sd_bus_message_read(msg, "v", "s", &net);
+                else {
+                        int b;
+                        r = sd_bus_message_read(msg, "v", "b", &b);
+                        cp.start = b;
+                }
+                if (r < 0 || (r = sd_bus_message_exit_container(msg)) < 0)
                         return r;
         }
-        return sd_bus_error_setf(ret, SD_BUS_ERROR_NOT_SUPPORTED,
-                                 "%s: machine management (scratch disks, libvirt domains) is not implemented in hvwgd %s yet",
-                                 member, HVWGD_VERSION);
+        if (r < 0 || (r = sd_bus_message_exit_container(msg)) < 0)
+                return r;
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        unsigned max_cores = (unsigned)(cpus > 0 ? cpus : 1) * m->conf.cpu_overcommit;
+        if (cores == 0 || cores > max_cores)
+                return sd_bus_error_setf(ret, SD_BUS_ERROR_INVALID_ARGS,
+                                         "cores must be between 1 and %u (%ld online CPUs × CpuOvercommit=%u), got %u", max_cores, cpus,
+                                         m->conf.cpu_overcommit, cores);
+        if (have_memory && (cp.memory_mib == 0 || cp.memory_mib > (16ULL << 20)))
+                return sd_bus_error_setf(ret, SD_BUS_ERROR_INVALID_ARGS, "memory_mib must be between 1 and %llu", 16ULL << 20);
+        if (!have_memory)
+                cp.memory_mib = (uint64_t)cores * m->conf.memory_per_core_mib;
+        if (dom_hv_parse(hv, &cp.hv) < 0)
+                return sd_bus_error_setf(ret, SD_BUS_ERROR_INVALID_ARGS, "unknown hypervisor \"%.32s\" (kvm, qemu, xen, xen-pv)", hv);
+        if (strcmp(fs, "ext4") && strcmp(fs, "ext3") && strcmp(fs, "ext2"))
+                return sd_bus_error_setf(ret, SD_BUS_ERROR_INVALID_ARGS, "unknown scratch_fs \"%.32s\" (ext4, ext3, ext2)", fs);
+        if (*net && !hv_name_valid(net))
+                return sd_bus_error_setf(ret, SD_BUS_ERROR_INVALID_ARGS, "invalid network name \"%.64s\"", net);
+        struct hv_error e = { 0 };
+        r = scratch_size(cores, m->conf.scratch_per_core_gib, have_scratch, scratch_gib, m->conf.max_scratch_size, &cp.scratch_bytes, &e);
+        if (r < 0)
+                return reply_error(ret, &e);
+        if (m->stopping)
+                return sd_bus_error_setf(ret, SD_BUS_ERROR_FAILED, "hvwgd is shutting down");
+        if (!store_find(&m->store, image))
+                return sd_bus_error_setf(ret, "org.hepix.hvwg1.Error.NoSuchImage", "no image named %s", image);
+        struct job *other = job_for_target(m, JOB_FETCH, image);
+        if (other)
+                return sd_bus_error_setf(ret, "org.hepix.hvwg1.Error.ImageBusy", "image %s is being replaced by job %u", image, other->id);
+        if (machine_exists(m, name) || job_for_target(m, JOB_CREATE, name))
+                return sd_bus_error_setf(ret, "org.hepix.hvwg1.Error.MachineExists", "machine %s already exists", name);
+        if (uid != 0) {
+                unsigned mine = 0;
+                for (struct job *j = m->jobs; j; j = j->next)
+                        mine += j->owner == uid;
+                if (mine >= m->conf.jobs_per_user)
+                        return sd_bus_error_setf(ret, SD_BUS_ERROR_LIMITS_EXCEEDED, "uid %u already has %u jobs (JobsPerUser=%u)",
+                                                 (unsigned)uid, mine, m->conf.jobs_per_user);
+        }
+        cp.cores = cores;
+        snprintf(cp.image, sizeof(cp.image), "%s", image);
+        snprintf(cp.image_path, sizeof(cp.image_path), "%s/%s.raw", m->conf.image_root, image);
+        snprintf(cp.scratch_fs, sizeof(cp.scratch_fs), "%s", fs);
+        snprintf(cp.network, sizeof(cp.network), "%s", net);
+        struct job *j = job_new(m, JOB_CREATE, name, image, uid);
+        if (!j)
+                return -ENOMEM;
+        j->create = cp;
+        log_info("job %u: create machine %s from %s: %u cores, %llu MiB, scratch %llu GiB, %s (uid %u)", j->id, name, image, cores,
+                 (unsigned long long)cp.memory_mib, (unsigned long long)(cp.scratch_bytes >> 30), dom_hv_name(cp.hv), (unsigned)uid);
+        bus_emit_job_new(m, j);
+        bus_emit_active_jobs(m);
+        r = sd_bus_reply_method_return(msg, "uo", j->id, j->path);
+        job_schedule(m);
+        return r;
+}
+
+static int method_list_machines(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
+        (void)ret;
+        struct manager *m = ud;
+        sd_bus_message *reply = NULL;
+        int r = sd_bus_message_new_method_return(msg, &reply);
+        if (r >= 0)
+                r = machine_append_list(m, reply);
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
+        sd_bus_message_unref(reply);
+        return r;
+}
+
+static int method_destroy_machine(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
+        struct manager *m = ud;
+        int r = check_access(m, msg, "DestroyMachine", NULL, ret);
+        if (r < 0)
+                return r;
+        const char *name;
+        r = sd_bus_message_read(msg, "s", &name);
+        if (r < 0)
+                return r;
+        if ((r = check_name(name, "machine", ret)) < 0)
+                return r;
+        bool keep = false;
+        r = sd_bus_message_enter_container(msg, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(msg, 'e', "sv")) > 0) {
+                const char *key, *type = NULL;
+                char t;
+                if ((r = sd_bus_message_read(msg, "s", &key)) < 0 || (r = sd_bus_message_peek_type(msg, &t, &type)) < 0)
+                        return r;
+                if (strcmp(key, "keep_disks") != 0)
+                        return sd_bus_error_setf(ret, SD_BUS_ERROR_INVALID_ARGS, "unknown option \"%.64s\" (known: keep_disks)", key);
+                if (!type || strcmp(type, "b") != 0)
+                        return sd_bus_error_setf(ret, SD_BUS_ERROR_INVALID_ARGS, "option keep_disks must have type 'b'");
+                int b;
+                if ((r = sd_bus_message_read(msg, "v", "b", &b)) < 0 || (r = sd_bus_message_exit_container(msg)) < 0)
+                        return r;
+                keep = b;
+        }
+        if (r < 0 || (r = sd_bus_message_exit_container(msg)) < 0)
+                return r;
+        struct job *j = job_for_target(m, JOB_CREATE, name);
+        if (j)
+                return sd_bus_error_setf(ret, SD_BUS_ERROR_FAILED, "machine %s is being created by job %u: cancel that job instead", name,
+                                         j->id);
+        log_info("destroying machine %s%s", name, keep ? " (keeping its disks)" : "");
+        return machine_destroy(m, msg, name, keep, ret);
 }
 
 static const sd_bus_vtable manager_vtable[] = {
@@ -402,15 +567,16 @@ static const sd_bus_vtable manager_vtable[] = {
                                  SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("RemoveImage", "s", SD_BUS_PARAM(name), "", , method_remove_image, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("CreateMachine", "ssua{sv}", SD_BUS_PARAM(image) SD_BUS_PARAM(name) SD_BUS_PARAM(cores) SD_BUS_PARAM(options),
-                                 "uo", SD_BUS_PARAM(job_id) SD_BUS_PARAM(job_path), method_not_yet, SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_NAMES("ListMachines", "", , "a(ssuttss)", SD_BUS_PARAM(machines), method_not_yet, SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_NAMES("DestroyMachine", "sa{sv}", SD_BUS_PARAM(name) SD_BUS_PARAM(options), "", , method_not_yet,
+                                 "uo", SD_BUS_PARAM(job_id) SD_BUS_PARAM(job_path), method_create_machine, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("ListMachines", "", , "a(ssuttss)", SD_BUS_PARAM(machines), method_list_machines, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("DestroyMachine", "sa{sv}", SD_BUS_PARAM(name) SD_BUS_PARAM(options), "", , method_destroy_machine,
                                  SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("ListJobs", "", , "a(usssdo)", SD_BUS_PARAM(jobs), method_list_jobs, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("CancelJob", "u", SD_BUS_PARAM(id), "", , method_cancel_job, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_NAMES("JobNew", "uo", SD_BUS_PARAM(id) SD_BUS_PARAM(path), 0),
         SD_BUS_SIGNAL_WITH_NAMES("JobRemoved", "uosss",
                                  SD_BUS_PARAM(id) SD_BUS_PARAM(path) SD_BUS_PARAM(result) SD_BUS_PARAM(error_name) SD_BUS_PARAM(error_message), 0),
+        SD_BUS_SIGNAL_WITH_NAMES("MachineStateChanged", "ss", SD_BUS_PARAM(name) SD_BUS_PARAM(state), 0),
         SD_BUS_VTABLE_END
 };
 

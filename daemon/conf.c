@@ -17,6 +17,7 @@ void hv_conf_defaults(struct hv_conf *c) {
         strcpy(c->scratch_filesystem, "ext4");
         strcpy(c->hypervisor, "auto");
         c->max_scratch_size = 64ULL << 40;
+        c->cpu_overcommit = 1;
         c->scratch_bytes_per_inode = 65536;
         strcpy(c->scratch_allocation, "sparse");
         c->max_concurrent = 2;
@@ -132,6 +133,10 @@ static int apply(struct hv_conf *c, enum section sec, const char *k, const char 
                         *why = "expected a size between 4K and 64M";
                         r = hv_parse_size(v, &c->scratch_bytes_per_inode);
                         return r < 0 ? r : (c->scratch_bytes_per_inode < 4096 || c->scratch_bytes_per_inode > (64u << 20) ? -EINVAL : 1);
+                }
+                if (strcmp(k, "CpuOvercommit") == 0) {
+                        *why = "expected a whole number 1-64";
+                        return hv_parse_uint(v, 1, 64, &c->cpu_overcommit) ?: 1;
                 }
                 if (strcmp(k, "ScratchDevices") == 0) {
                         *why = "expected space-separated absolute device paths or globs";

@@ -23,6 +23,7 @@ struct hv_conf {
         char scratch_allocation[16]; /* sparse | fallocate */
         char scratch_devices[HV_CONF_MAX_DIRS][512]; /* block devices or globs */
         unsigned n_scratch_devices;
+        unsigned cpu_overcommit;    /* a machine may have at most online CPUs × this cores */
         /* [Fetch] */
         unsigned max_concurrent;
         unsigned connect_timeout_sec;

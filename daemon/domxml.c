@@ -248,7 +248,9 @@ int domxml_read_meta(const char *xml, struct dom_meta *m) {
         xmlDocPtr doc = xmlReadMemory(xml, (int)strlen(xml), "metadata.xml", NULL, XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
         if (!doc)
                 return -EBADMSG;
-        xmlNodePtr mach = find_machine(xmlDocGetRootElement(doc));
+        xmlNodePtr root = xmlDocGetRootElement(doc);
+        /* virDomainGetMetadata returns our element alone, with its namespace stripped */
+        xmlNodePtr mach = root && !root->ns && strcmp((const char *)root->name, "machine") == 0 ? root : find_machine(root);
         int r = mach ? 0 : -ENOENT;
         for (xmlNodePtr c = mach ? mach->children : NULL; c; c = c->next) {
                 if (c->type != XML_ELEMENT_NODE)

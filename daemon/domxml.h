@@ -41,5 +41,6 @@ const char *dom_hv_name(enum dom_hv hv);
 int dom_hv_parse(const char *s, enum dom_hv *ret);
 /* Returns a malloc'ed XML document in *ret. */
 int domxml_build(const struct dom_spec *s, char **ret, struct hv_error *e);
-/* Parses our <hvwg:machine> element (as virDomainGetMetadata returns it, or a whole domain). */
+/* Parses our <hvwg:machine> element: in a whole domain XML, or alone as virDomainGetMetadata
+ * returns it (<machine> without the namespace). */
 int domxml_read_meta(const char *xml, struct dom_meta *m);

@@ -85,7 +85,7 @@ static void job_free(struct job *j) {
 static void *worker_main(void *arg) {
         struct job *j = arg;
         struct hv_error e = { 0 };
-        int r = import_run(j, &e);
+        int r = j->type == JOB_FETCH ? import_run(j, &e) : machine_create_run(j, &e);
         pthread_mutex_lock(&j->mtx);
         j->result = r;
         j->err = e;
@@ -95,13 +95,14 @@ static void *worker_main(void *arg) {
         return NULL;
 }
 
+/* Fetch and create jobs each have MaxConcurrent slots; the rest wait in order. */
 void job_schedule(struct manager *m) {
-        unsigned running = 0;
+        unsigned running[2] = { 0, 0 };
         for (struct job *j = m->jobs; j; j = j->next)
                 if (j->started && !j->finished)
-                        running++;
-        for (struct job *j = m->jobs; j && running < m->conf.max_concurrent && !m->stopping; j = j->next) {
-                if (j->started || j->finished)
+                        running[j->type]++;
+        for (struct job *j = m->jobs; j && !m->stopping; j = j->next) {
+                if (j->started || j->finished || running[j->type] >= m->conf.max_concurrent)
                         continue;
                 if (pthread_create(&j->thread, NULL, worker_main, j) != 0) {
                         log_error("cannot start a worker thread for job %u: %m", j->id);
@@ -113,7 +114,7 @@ void job_schedule(struct manager *m) {
                         continue;
                 }
                 j->started = true;
-                running++;
+                running[j->type]++;
         }
 }
 

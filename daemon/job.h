@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include "gunzip.h"
+#include "machine.h"
 #include "store.h"
 
 struct manager;
@@ -47,6 +48,7 @@ struct job {
         pthread_t thread;
         uint64_t last_emit_usec;
         struct fetch_params fetch;
+        struct create_params create;
         struct job *next;
 };
 

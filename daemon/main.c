@@ -16,6 +16,37 @@
 #define DEFAULT_CONFIG "/etc/hvwgd/hvwgd.conf"
 #define STOP_TIMEOUT_USEC (5 * 1000000ULL)
 
+void manager_post(struct manager *m, loop_task_fn fn, void *data) {
+        struct loop_task *t = malloc(sizeof(*t));
+        if (!t) {
+                log_error("out of memory posting to the loop");
+                return;
+        }
+        t->fn = fn;
+        t->data = data;
+        t->next = NULL;
+        pthread_mutex_lock(&m->tasks_mtx);
+        struct loop_task **pp = &m->tasks;
+        while (*pp)
+                pp = &(*pp)->next;
+        *pp = t;
+        pthread_mutex_unlock(&m->tasks_mtx);
+        manager_poke(m);
+}
+
+static void run_tasks(struct manager *m) {
+        pthread_mutex_lock(&m->tasks_mtx);
+        struct loop_task *t = m->tasks;
+        m->tasks = NULL;
+        pthread_mutex_unlock(&m->tasks_mtx);
+        while (t) {
+                struct loop_task *next = t->next;
+                t->fn(m, t->data);
+                free(t);
+                t = next;
+        }
+}
+
 void manager_poke(struct manager *m) {
         uint64_t one = 1;
         /* EAGAIN means the counter is already non-zero: the loop will wake anyway */
@@ -28,6 +59,7 @@ static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *ud) {
         uint64_t v;
         if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
                 log_warning("eventfd read: %m");
+        run_tasks(ud);
         job_dispatch(ud);
         return 0;
 }
@@ -248,6 +280,7 @@ int main(int argc, char **argv) {
         static struct manager mgr;
         struct manager *m = &mgr;
         m->wake_fd = -1;
+        pthread_mutex_init(&m->tasks_mtx, NULL);
         struct hv_error e = { 0 };
         hv_conf_defaults(&m->conf);
         int r = hv_conf_load(&m->conf, config ? config : DEFAULT_CONFIG, config != NULL, conf_warn, NULL, &e);
@@ -319,6 +352,11 @@ int main(int argc, char **argv) {
                           HV_BUS_NAME, strerror(-r));
                 goto out;
         }
+        r = machine_start(m);
+        if (r < 0) {
+                log_error("cannot start the libvirt thread: %s", strerror(-r));
+                goto out;
+        }
         log_info("hvwgd %s ready: images in %s, machines in %s", HVWGD_VERSION, m->conf.image_root, m->conf.machine_root);
         (void)sd_notifyf(0, "READY=1\nSTATUS=Serving %s", HV_BUS_NAME);
         r = sd_event_loop(m->event);
@@ -329,6 +367,8 @@ int main(int argc, char **argv) {
 fail:
         log_error("event loop failure: %s", strerror(-r));
 out:
+        machine_stop(m);
+        run_tasks(m); /* free what the libvirt thread posted last (replies go nowhere now) */
         if (m->bus) {
                 sd_bus_flush(m->bus);
                 sd_bus_flush_close_unref(m->bus);

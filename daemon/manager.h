@@ -5,6 +5,7 @@
 
 #include "conf.h"
 #include "job.h"
+#include "machine.h"
 #include "store.h"
 
 #define HV_BUS_NAME "org.hepix.hvwg1"
@@ -26,7 +27,19 @@ struct manager {
         sd_event_source *wake_source;
         sd_event_source *rate_timer;
         bool stopping;
+        struct machine *machines;       /* machine.c's registry, under its own lock */
+        pthread_mutex_t tasks_mtx;
+        struct loop_task *tasks;        /* work handed to the loop by other threads */
 };
+
+typedef void (*loop_task_fn)(struct manager *m, void *data);
+struct loop_task {
+        loop_task_fn fn;
+        void *data;
+        struct loop_task *next;
+};
+/* Runs fn(m, data) on the loop thread soon; callable from any thread. */
+void manager_post(struct manager *m, loop_task_fn fn, void *data);
 
 static inline const struct hv_conf *manager_conf(struct manager *m) { return &m->conf; }
 /* Wakes the loop from a worker thread. */

@@ -228,7 +228,6 @@ void store_insert(struct store *s, struct image *img) {
         for (; *pp; pp = &(*pp)->next)
                 if (strcmp((*pp)->name, img->name) == 0) {
                         struct image *old = *pp;
-                        img->users = old->users;
                         img->next = old->next;
                         *pp = img;
                         image_free(old);
@@ -255,8 +254,6 @@ int store_remove(struct store *s, const char *name, struct hv_error *e) {
                 pp = &(*pp)->next;
         if (!*pp)
                 return hv_fail(e, HV_E_NO_SUCH_IMAGE, ENOENT, "no image named %s", name);
-        if ((*pp)->users)
-                return hv_fail(e, HV_E_IMAGE_BUSY, EBUSY, "image %s is used by %u machine(s)", name, (*pp)->users);
         char raw[PATH_MAX], meta[PATH_MAX], gone[PATH_MAX];
         snprintf(raw, sizeof(raw), "%s/%s.raw", s->root, name);
         snprintf(meta, sizeof(meta), "%s/%s.meta", s->root, name);

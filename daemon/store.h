@@ -12,7 +12,6 @@ struct image {
         char sha512[129];
         char *source;
         struct mbr_table *table; /* NULL until inspected */
-        unsigned users;         /* machines using it */
         struct image *next;
 };
 
@@ -33,7 +32,8 @@ void store_close(struct store *s);
 struct image *store_find(struct store *s, const char *name);
 /* Takes ownership; replaces a record of the same name. */
 void store_insert(struct store *s, struct image *img);
-/* Renames the image away (instant), drops it from the index, deletes the data off-thread. */
+/* Renames the image away (instant), drops it from the index, deletes the data off-thread. The
+ * caller has checked that no machine or job uses it. */
 int store_remove(struct store *s, const char *name, struct hv_error *e);
 /* Worker side: the raw file at tmp_path (already fsynced) becomes NAME.raw with its metadata.
  * Fails with ImageExists when the name is taken and !replace. */

@@ -79,13 +79,13 @@ printf 'label: dos\nstart=2048, size=8M, type=83\nsize=8M, type=8e\n' | sfdisk -
 gzip -c "$lvm" > "$lvm.gz"
 "$hvwgctl" --bus-address="$addr" fetch "file://$lvm.gz" || echo "(refused as expected, exit $?)"
 
-echo "== create a machine on $uri"
-if busctl --address="$addr" call org.hepix.hvwg1 /org/hepix/hvwg1 org.hepix.hvwg1.Manager \
-     CreateMachine ssua{sv} demo vm1 2 0 2>"$work/create.err"; then
-  echo "machine created"
-else
-  echo "NOT DONE: $(cat "$work/create.err")"
-  echo "(machine creation - scratch disk, root disk copy, libvirt domain - is not implemented yet)"
-fi
+echo "== create a machine on $uri (2 cores, 1 GiB scratch per core)"
+"$hvwgctl" --bus-address="$addr" create demo vm1 --cores=2 --scratch=2G --memory=512M --hypervisor=qemu
+"$hvwgctl" --bus-address="$addr" machines
+ls -ls "$work/machines/vm1"
+dumpe2fs -h "$work/machines/vm1/scratch.img" 2>/dev/null | grep -E "volume name|UUID|features"
+echo "== destroy it"
+"$hvwgctl" --bus-address="$addr" destroy vm1
+"$hvwgctl" --bus-address="$addr" machines
 echo "== done; hvwgd log:"
 cat "$work/hvwgd.log"

@@ -145,6 +145,10 @@ static void test_refusals(void **s) {
         assert_true(domxml_build(&d, &xml, &e) < 0);
         struct dom_meta m;
         assert_true(domxml_read_meta("<domain><name>x</name></domain>", &m) < 0);
+        /* the form virDomainGetMetadata returns */
+        assert_int_equal(domxml_read_meta("<machine><image>sl7</image><cores>2</cores></machine>", &m), 0);
+        assert_string_equal(m.image, "sl7");
+        assert_int_equal(m.cores, 2);
         assert_true(domxml_read_meta("not xml <<", &m) < 0);
         enum dom_hv hv;
         assert_int_equal(dom_hv_parse("xen-pv", &hv), 0);
