@@ -65,16 +65,27 @@ def main():
                 "a name libvirt already has: MachineExists " + (res or {}).get("error_message", err))
         h.check(sorted(os.listdir(env.machines)) == before, "nothing left behind by refused creates")
 
-        # cancel mid-create: rolled back
-        r = env.ctl("--no-wait", "--json", "create", "m", "vm-cancel", "--cores=2", "--no-start")
+        # cancel mid-create: rolled back. A 1 GiB image of real data keeps the copy busy long enough.
+        big = os.path.join(env.src, "big.img")
+        h.make_mbr_image(big, mib=1024, parts="label: dos\nstart=2048, type=83\n")
+        chunk = os.urandom(64 << 20)
+        with open(big, "r+b") as f:
+            f.seek(1 << 20)
+            for _ in range(15):
+                f.write(chunk)
+        rc, res, err = env.fetch("file://" + big, "big", raw=True)
+        h.check(rc == 0, "a 1 GiB image of data " + err.strip())
+        r = env.ctl("--no-wait", "--json", "create", "big", "vm-cancel", "--cores=2", "--no-start")
         job = json.loads(r.stdout)
         env.call("CancelJob", "u", job["id"], check=False)
         for _ in range(100):
             if env.call("ListJobs") == [[]]:
                 break
             time.sleep(0.05)
+        h.check(f"job {job['id']} (create vm-cancel) canceled" in env.log(), "the create job ended canceled")
         h.check("vm-cancel" not in machines() and sorted(os.listdir(env.machines)) == before,
                 "cancel mid-create leaves nothing behind")
+        env.ctl("rm", "big")
 
         # destroy
         r = env.ctl("destroy", "vm-on")
