@@ -1,0 +1,133 @@
+"""The real thing: a tiny bootable guest (tests/boot/make-guest.sh: MBR + SYSLINUX + Debian cloud
+kernel + busybox initramfs) is gzipped, fetched through hvwgd, and created as a machine with 2
+cores and a 2 × 1 GiB scratch disk on a real libvirtd + QEMU that this test starts itself. The
+guest reports on its serial console (MachineRoot/NAME/console.log) what it sees; we assert its
+CPU count, memory, the disk labelled scratch, its size, and a write and read on it.
+
+Hypervisor qemu (TCG): on these machines /dev/kvm exists but nested KVM cannot boot a Linux
+guest, so `auto` is not trusted here."""
+import grp, os, pwd, re, shutil, signal, subprocess, sys, tempfile, time
+sys.path.insert(0, os.path.dirname(__file__))
+import harness as h
+
+QEMU_CONF = "/etc/libvirt/qemu.conf"
+
+
+def need(cond, why):
+    if not cond:
+        h.skip(why)
+
+
+def start_libvirtd(tmp):
+    """libvirtd with a private socket dir; QEMU as root without a security driver, console to
+    plain files. qemu.conf is only read at start-up: it is patched, libvirtd starts, and the
+    original is put back at once."""
+    for d in ("/var/log/libvirt/qemu", "/var/lib/libvirt/qemu", "/var/cache/libvirt/qemu", "/run/libvirt/qemu"):
+        os.makedirs(d, exist_ok=True)
+    for g in ("kvm", "libvirt-qemu"):
+        subprocess.run(["groupadd", "-f", "-r", g], check=True)
+    try:
+        pwd.getpwnam("libvirt-qemu")
+    except KeyError:
+        subprocess.run(["useradd", "-r", "-g", "libvirt-qemu", "-d", "/var/lib/libvirt", "-s", "/usr/sbin/nologin", "libvirt-qemu"],
+                       check=True)
+    sockdir = os.path.join(tmp, "libvirt")
+    os.makedirs(sockdir)
+    conf = os.path.join(tmp, "libvirtd.conf")
+    with open(conf, "w") as f:
+        f.write(f'unix_sock_dir = "{sockdir}"\nauth_unix_rw = "none"\nauth_unix_ro = "none"\nlog_outputs = "3:stderr"\n')
+    original = open(QEMU_CONF).read() if os.path.exists(QEMU_CONF) else None
+    with open(QEMU_CONF, "a") as f:
+        f.write('\n# hvwgd boot test (temporary)\nuser = "root"\ngroup = "root"\nsecurity_driver = "none"\n'
+                'stdio_handler = "file"\nremember_owner = 0\n')
+    log = open(os.path.join(tmp, "libvirtd.log"), "w")
+    p = subprocess.Popen(["libvirtd", "--config", conf], stdout=log, stderr=log)
+    sock = os.path.join(sockdir, "libvirt-sock")
+    uri = f"qemu:///system?socket={sock}"
+    try:
+        for _ in range(200):
+            if os.path.exists(sock) and subprocess.run(["virsh", "-c", uri, "version"], capture_output=True).returncode == 0:
+                break
+            if p.poll() is not None:
+                break
+            time.sleep(0.1)
+    finally:
+        if original is None:
+            os.unlink(QEMU_CONF)
+        else:
+            with open(QEMU_CONF, "w") as f:
+                f.write(original)
+    ok = p.poll() is None and os.path.exists(sock)
+    return p, uri, ok
+
+
+def main():
+    need(os.geteuid() == 0, "needs root to run libvirtd and QEMU")
+    for tool in ("libvirtd", "virsh", "qemu-system-x86_64", "syslinux", "mcopy", "mkfs.fat", "cpio"):
+        need(shutil.which(tool), f"{tool} is not installed (tools/deps.sh installs it)")
+    need(any(k.endswith("-cloud-amd64") for k in os.listdir("/lib/modules")), "no linux-image-cloud-amd64 kernel (tools/deps.sh)")
+    build = os.environ.get("HVWG_BUILD") or tempfile.gettempdir()
+    guest = os.path.join(build, "guest", "guest.img")
+    os.makedirs(os.path.dirname(guest), exist_ok=True)
+    if not os.path.exists(guest):
+        subprocess.run(["bash", os.path.join(h.SRC, "tests/boot/make-guest.sh"), guest], check=True)
+    tmp = tempfile.mkdtemp(prefix="hvwg-boot-")
+    libvirtd, uri, ok = start_libvirtd(tmp)
+    try:
+        h.check(ok, "a private libvirtd is up at " + uri + ("" if ok else ": " + open(os.path.join(tmp, "libvirtd.log")).read()[-800:]))
+        with h.Env(conf_extra={"Machine": {"LibvirtURI": uri, "Hypervisor": "qemu", "ScratchPerCoreGiB": "1",
+                                           "MemoryPerCoreMiB": "128"}}) as env:
+            src = os.path.join(env.src, "guest.img")
+            shutil.copy(guest, src)
+            gz = h.gzip_file(src, src + ".gz")
+            rc, res, err = env.fetch("file://" + gz, "guest", sha512=h.sha512_file(gz))
+            h.check(rc == 0, "the guest image is fetched " + err.strip())
+            parts = env.call("InspectImage", "s", "guest")[2]
+            h.check(len(parts) == 1 and parts[0][1] == 0x0e and parts[0][2] and parts[0][5] == "vfat", f"inspected: {parts}")
+            for _ in range(100):
+                if "connected to libvirt" in env.log():
+                    break
+                time.sleep(0.1)
+            t0 = time.time()
+            r = env.ctl("create", "guest", "vm1", "--cores=2", "--hypervisor=qemu")
+            h.check(r.returncode == 0, "CreateMachine on the real libvirtd: " + (r.stderr.strip() or "done"))
+            console = os.path.join(env.machines, "vm1", "console.log")
+            state = None
+            for _ in range(240):
+                ms = {x[0]: x for x in env.call("ListMachines")[0]}
+                state = ms["vm1"][6] if "vm1" in ms else None
+                text = open(console, errors="replace").read() if os.path.exists(console) else ""
+                if "HVWG-GUEST: powering off" in text and state == "shut-off":
+                    break
+                time.sleep(0.5)
+            text = open(console, errors="replace").read() if os.path.exists(console) else ""
+            print("---- guest console (HVWG lines) ----\n" + "\n".join(l for l in text.splitlines() if "HVWG" in l))
+            h.check("HVWG-GUEST: booted" in text, f"the guest booted ({time.time() - t0:.0f} s)")
+            h.check(state == "shut-off", f"the guest powered off and ListMachines says so ({state})")
+            val = lambda k: (re.search(rf"^{k}: (.*)$", text, re.M) or [None, None])[1]
+            h.check(val("HVWG-CPUS") == "2", "the guest sees 2 CPUs")
+            mem = int(val("HVWG-MEM-KB") or 0)
+            h.check(200000 < mem <= 262144, f"the guest sees about 256 MiB ({mem} KiB)")
+            h.check((val("HVWG-SCRATCH-DEV") or "").startswith("/dev/vd"), f"findfs LABEL=scratch finds {val('HVWG-SCRATCH-DEV')}")
+            h.check(val("HVWG-SCRATCH-BYTES") == str(2 << 30), f"the scratch disk is 2 × 1 GiB ({val('HVWG-SCRATCH-BYTES')})")
+            h.check(val("HVWG-SCRATCH-RW") == "ok", "the guest wrote and read a file on its scratch disk")
+            r = subprocess.run(["e2fsck", "-fn", os.path.join(env.machines, "vm1", "scratch.img")], capture_output=True, text=True)
+            h.check(r.returncode == 0, "the scratch disk is clean after the guest used it")
+            r = env.ctl("destroy", "vm1")
+            h.check(r.returncode == 0 and not os.path.exists(os.path.join(env.machines, "vm1")), "DestroyMachine")
+            r = subprocess.run(["virsh", "-c", uri, "list", "--all", "--name"], capture_output=True, text=True)
+            h.check("vm1" not in r.stdout.split(), "libvirt no longer knows vm1")
+    finally:
+        libvirtd.terminate()
+        try:
+            libvirtd.wait(10)
+        except subprocess.TimeoutExpired:
+            libvirtd.kill()
+        if os.environ.get("HVWG_KEEP_TMP"):
+            print("kept", tmp)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
