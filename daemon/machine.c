@@ -422,6 +422,7 @@ int machine_create_run(struct job *j, struct hv_error *e) {
         }
         made_dir = true;
         bool reflinked = false;
+        uint64_t t0 = hv_mono_usec();
         r = copy_sparse(p->image_path, root_tmp, copy_progress, j, &j->cancel, &reflinked, e);
         if (r < 0)
                 goto fail;
@@ -429,7 +430,8 @@ int machine_create_run(struct job *j, struct hv_error *e) {
                 r = hv_fail_errno(e, HV_E_ERRNO, errno, "cannot rename %s", root_tmp);
                 goto fail;
         }
-        log_info("job %u: root disk %s %s", j->id, root, reflinked ? "reflinked" : "copied sparsely");
+        log_info("job %u: root disk %s %s in %.2f s", j->id, root, reflinked ? "reflinked" : "copied sparsely",
+                 (double)(hv_mono_usec() - t0) / 1e6);
         if (atomic_load(&j->cancel)) {
                 r = hv_fail(e, HV_E_CANCELED, ECANCELED, "canceled");
                 goto fail;
