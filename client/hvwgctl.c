@@ -65,6 +65,21 @@ static int fail_bus(const char *what, const sd_bus_error *e, int r) {
         return bus_exit_code(e, r);
 }
 
+/* Calls a Manager method: 0, or on failure prints the error and returns its exit code negated. */
+static int call_manager(sd_bus *bus, const char *method, sd_bus_message **reply, const char *types, ...) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        va_list ap;
+        va_start(ap, types);
+        int r = sd_bus_call_methodv(bus, BUS_NAME, OBJ, MGR, method, &e, reply, types, ap);
+        va_end(ap);
+        if (r < 0) {
+                r = -fail_bus(method, &e, r);
+                sd_bus_error_free(&e);
+                return r;
+        }
+        return 0;
+}
+
 static int connect_bus(sd_bus **ret) {
         sd_bus *bus = NULL;
         int r;
@@ -168,14 +183,10 @@ static int cmd_status(sd_bus *bus) {
 /* ---- images ---- */
 
 static int cmd_images(sd_bus *bus) {
-        sd_bus_error e = SD_BUS_ERROR_NULL;
         sd_bus_message *reply = NULL;
-        int r = sd_bus_call_method(bus, BUS_NAME, OBJ, MGR, "ListImages", &e, &reply, "");
-        if (r < 0) {
-                r = fail_bus("ListImages", &e, r);
-                sd_bus_error_free(&e);
-                return r;
-        }
+        int r = call_manager(bus, "ListImages", &reply, "");
+        if (r < 0)
+                return -r;
         json_object *arr = json_object_new_array();
         r = sd_bus_message_enter_container(reply, 'a', "(sttts)");
         const char *name, *source;
@@ -221,14 +232,10 @@ static int cmd_images(sd_bus *bus) {
 }
 
 static int cmd_inspect(sd_bus *bus, const char *name) {
-        sd_bus_error e = SD_BUS_ERROR_NULL;
         sd_bus_message *reply = NULL;
-        int r = sd_bus_call_method(bus, BUS_NAME, OBJ, MGR, "InspectImage", &e, &reply, "s", name);
-        if (r < 0) {
-                r = fail_bus("InspectImage", &e, r);
-                sd_bus_error_free(&e);
-                return r;
-        }
+        int r = call_manager(bus, "InspectImage", &reply, "s", name);
+        if (r < 0)
+                return -r;
         const char *table;
         uint64_t size;
         json_object *o = json_object_new_object(), *arr = json_object_new_array();
@@ -291,37 +298,12 @@ static int cmd_inspect(sd_bus *bus, const char *name) {
         return EXIT_OK;
 }
 
-static int simple_call(sd_bus *bus, const char *method, const char *sig, ...) {
-        sd_bus_error e = SD_BUS_ERROR_NULL;
-        sd_bus_message *m = NULL, *reply = NULL;
-        int r = sd_bus_message_new_method_call(bus, &m, BUS_NAME, OBJ, MGR, method);
-        if (r >= 0) {
-                va_list ap;
-                va_start(ap, sig);
-                r = sd_bus_message_appendv(m, sig, ap);
-                va_end(ap);
-        }
-        if (r >= 0)
-                r = sd_bus_call(bus, m, 0, &e, &reply);
-        sd_bus_message_unref(m);
-        sd_bus_message_unref(reply);
-        if (r < 0) {
-                r = fail_bus(method, &e, r);
-                sd_bus_error_free(&e);
-                return r;
-        }
-        return EXIT_OK;
-}
 
 static int cmd_jobs(sd_bus *bus) {
-        sd_bus_error e = SD_BUS_ERROR_NULL;
         sd_bus_message *reply = NULL;
-        int r = sd_bus_call_method(bus, BUS_NAME, OBJ, MGR, "ListJobs", &e, &reply, "");
-        if (r < 0) {
-                r = fail_bus("ListJobs", &e, r);
-                sd_bus_error_free(&e);
-                return r;
-        }
+        int r = call_manager(bus, "ListJobs", &reply, "");
+        if (r < 0)
+                return -r;
         json_object *arr = json_object_new_array();
         r = sd_bus_message_enter_container(reply, 'a', "(usssdo)");
         if (r >= 0 && !arg.json && !arg.quiet)
@@ -637,14 +619,10 @@ static int cmd_create(sd_bus *bus, const char *image, const char *name) {
 }
 
 static int cmd_machines(sd_bus *bus) {
-        sd_bus_error e = SD_BUS_ERROR_NULL;
         sd_bus_message *reply = NULL;
-        int r = sd_bus_call_method(bus, BUS_NAME, OBJ, MGR, "ListMachines", &e, &reply, "");
-        if (r < 0) {
-                r = fail_bus("ListMachines", &e, r);
-                sd_bus_error_free(&e);
-                return r;
-        }
+        int r = call_manager(bus, "ListMachines", &reply, "");
+        if (r < 0)
+                return -r;
         json_object *arr = json_object_new_array();
         r = sd_bus_message_enter_container(reply, 'a', "(ssuttss)");
         const char *name, *uuid, *image, *state;
@@ -885,7 +863,7 @@ int main(int argc, char **argv) {
         else if (strcmp(cmd, "inspect") == 0)
                 r = cmd_inspect(bus, args[0]);
         else if (strcmp(cmd, "rm") == 0)
-                r = simple_call(bus, "RemoveImage", "s", args[0]);
+                r = call_manager(bus, "RemoveImage", NULL, "s", args[0]);
         else if (strcmp(cmd, "jobs") == 0)
                 r = cmd_jobs(bus);
         else if (strcmp(cmd, "create") == 0)
@@ -897,7 +875,7 @@ int main(int argc, char **argv) {
         else if (strcmp(cmd, "watch") == 0)
                 r = cmd_watch(bus);
         else
-                r = simple_call(bus, "CancelJob", "u", (uint32_t)job_id);
+                r = call_manager(bus, "CancelJob", NULL, "u", (uint32_t)job_id);
         sd_bus_flush_close_unref(bus);
-        return r;
+        return r < 0 ? -r : r;
 }

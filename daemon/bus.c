@@ -106,6 +106,52 @@ static int prop_active_jobs(sd_bus *bus, const char *path, const char *iface, co
 
 /* ---- Manager methods ---- */
 
+/* Options: a{sv} with known keys and types. next_option() enters the next entry and checks its
+ * key and type against specs (unknown key, wrong type, too many entries: InvalidArgs naming
+ * what is allowed); the caller reads the variant and exits the entry. 1: an entry, 0: the end. */
+struct opt_spec {
+        const char *key;
+        const char *type;
+};
+
+static int next_option(sd_bus_message *msg, const struct opt_spec *specs, size_t n_specs, unsigned *count, size_t *idx,
+                       sd_bus_error *ret) {
+        int r = sd_bus_message_enter_container(msg, 'e', "sv");
+        if (r <= 0)
+                return r;
+        if (++*count > MAX_OPTIONS)
+                return sd_bus_error_setf(ret, SD_BUS_ERROR_INVALID_ARGS, "more than %d options", MAX_OPTIONS);
+        const char *key, *type = NULL;
+        char t;
+        if ((r = sd_bus_message_read(msg, "s", &key)) < 0 || (r = sd_bus_message_peek_type(msg, &t, &type)) < 0)
+                return r;
+        for (size_t i = 0; i < n_specs; i++)
+                if (strcmp(key, specs[i].key) == 0) {
+                        if (!type || strcmp(type, specs[i].type) != 0)
+                                return sd_bus_error_setf(ret, SD_BUS_ERROR_INVALID_ARGS, "option %s must have type '%s', got '%s'", key,
+                                                         specs[i].type, type ? type : "?");
+                        *idx = i;
+                        return 1;
+                }
+        char known[256] = "";
+        for (size_t i = 0; i < n_specs; i++)
+                snprintf(known + strlen(known), sizeof(known) - strlen(known), "%s%s", i ? ", " : "", specs[i].key);
+        return sd_bus_error_setf(ret, SD_BUS_ERROR_INVALID_ARGS, "unknown option \"%.64s\" (known: %s)", key, known);
+}
+
+/* Non-root callers may have JobsPerUser jobs at once. */
+static int check_quota(struct manager *m, uid_t uid, sd_bus_error *ret) {
+        if (uid == 0)
+                return 0;
+        unsigned mine = 0;
+        for (struct job *j = m->jobs; j; j = j->next)
+                mine += j->owner == uid;
+        if (mine >= m->conf.jobs_per_user)
+                return sd_bus_error_setf(ret, SD_BUS_ERROR_LIMITS_EXCEEDED, "uid %u already has %u jobs (JobsPerUser=%u)", (unsigned)uid,
+                                         mine, m->conf.jobs_per_user);
+        return 0;
+}
+
 static int parse_fetch_options(struct manager *m, sd_bus_message *msg, struct fetch_params *fp, sd_bus_error *ret) {
         memset(fp, 0, sizeof(*fp));
         fp->compressed = true;
@@ -114,28 +160,13 @@ static int parse_fetch_options(struct manager *m, sd_bus_message *msg, struct fe
         int r = sd_bus_message_enter_container(msg, 'a', "{sv}");
         if (r < 0)
                 return r;
+        static const struct opt_spec specs[] = {
+                { "sha512", "s" }, { "size", "t" }, { "max_size", "t" }, { "compression", "s" }, { "replace", "b" },
+        };
         unsigned n = 0;
-        while ((r = sd_bus_message_enter_container(msg, 'e', "sv")) > 0) {
-                const char *key;
-                if (++n > MAX_OPTIONS)
-                        return sd_bus_error_setf(ret, SD_BUS_ERROR_INVALID_ARGS, "more than %d options", MAX_OPTIONS);
-                r = sd_bus_message_read(msg, "s", &key);
-                if (r < 0)
-                        return r;
-                const char *type = NULL;
-                char t;
-                r = sd_bus_message_peek_type(msg, &t, &type);
-                if (r < 0)
-                        return r;
-                const char *want = strcmp(key, "sha512") == 0 || strcmp(key, "compression") == 0 ? "s" :
-                                   strcmp(key, "size") == 0 || strcmp(key, "max_size") == 0 ? "t" :
-                                   strcmp(key, "replace") == 0 ? "b" : NULL;
-                if (!want)
-                        return sd_bus_error_setf(ret, SD_BUS_ERROR_INVALID_ARGS,
-                                                 "unknown option \"%.64s\" (known: sha512, size, max_size, compression, replace)", key);
-                if (!type || strcmp(type, want) != 0)
-                        return sd_bus_error_setf(ret, SD_BUS_ERROR_INVALID_ARGS, "option %s must have type '%s', got '%s'", key,
-                                                 want, type ? type : "?");
+        size_t i;
+        while ((r = next_option(msg, specs, ELEMENTSOF(specs), &n, &i, ret)) > 0) {
+                const char *key = specs[i].key;
                 if (strcmp(key, "sha512") == 0) {
                         const char *s;
                         r = sd_bus_message_read(msg, "v", "s", &s);
@@ -144,8 +175,8 @@ static int parse_fetch_options(struct manager *m, sd_bus_message *msg, struct fe
                         if (strlen(s) != 128 || strspn(s, "0123456789abcdefABCDEF") != 128)
                                 return sd_bus_error_setf(ret, SD_BUS_ERROR_INVALID_ARGS,
                                                          "option sha512 must be 128 hexadecimal digits, got %zu characters", strlen(s));
-                        for (int i = 0; i < 128; i++)
-                                fp->sha512[i] = (char)(s[i] >= 'A' && s[i] <= 'F' ? s[i] - 'A' + 'a' : s[i]);
+                        for (int k = 0; k < 128; k++)
+                                fp->sha512[k] = (char)(s[k] >= 'A' && s[k] <= 'F' ? s[k] - 'A' + 'a' : s[k]);
                         fp->sha512[128] = 0;
                 } else if (strcmp(key, "compression") == 0) {
                         const char *s;
@@ -250,14 +281,8 @@ static int method_fetch_image(sd_bus_message *msg, void *ud, sd_bus_error *ret) 
                                          "image %s already exists (pass replace=true to replace it)", name);
         if (img && image_busy(m, name, ret) < 0)
                 return -EBUSY;
-        if (uid != 0) {
-                unsigned mine = 0;
-                for (struct job *j = m->jobs; j; j = j->next)
-                        mine += j->owner == uid;
-                if (mine >= m->conf.jobs_per_user)
-                        return sd_bus_error_setf(ret, SD_BUS_ERROR_LIMITS_EXCEEDED,
-                                                 "uid %u already has %u jobs (JobsPerUser=%u)", (unsigned)uid, mine, m->conf.jobs_per_user);
-        }
+        if ((r = check_quota(m, uid, ret)) < 0)
+                return r;
         struct job *j = job_new(m, JOB_FETCH, name, source, uid);
         if (!j)
                 return -ENOMEM;
@@ -402,23 +427,14 @@ static int method_create_machine(sd_bus_message *msg, void *ud, sd_bus_error *re
         r = sd_bus_message_enter_container(msg, 'a', "{sv}");
         if (r < 0)
                 return r;
+        static const struct opt_spec specs[] = {
+                { "memory_mib", "t" }, { "scratch_gib", "t" }, { "scratch_fs", "s" }, { "hypervisor", "s" }, { "network", "s" },
+                { "start", "b" },
+        };
         unsigned n = 0;
-        while ((r = sd_bus_message_enter_container(msg, 'e', "sv")) > 0) {
-                const char *key, *type = NULL;
-                char t;
-                if (++n > MAX_OPTIONS)
-                        return sd_bus_error_setf(ret, SD_BUS_ERROR_INVALID_ARGS, "more than %d options", MAX_OPTIONS);
-                if ((r = sd_bus_message_read(msg, "s", &key)) < 0 || (r = sd_bus_message_peek_type(msg, &t, &type)) < 0)
-                        return r;
-                const char *want = !strcmp(key, "memory_mib") || !strcmp(key, "scratch_gib") ? "t" :
-                                   !strcmp(key, "scratch_fs") || !strcmp(key, "hypervisor") || !strcmp(key, "network") ? "s" :
-                                   !strcmp(key, "start") ? "b" : NULL;
-                if (!want)
-                        return sd_bus_error_setf(ret, SD_BUS_ERROR_INVALID_ARGS,
-                                                 "unknown option \"%.64s\" (known: memory_mib, scratch_gib, scratch_fs, hypervisor, network, start)", key);
-                if (!type || strcmp(type, want) != 0)
-                        return sd_bus_error_setf(ret, SD_BUS_ERROR_INVALID_ARGS, "option %s must have type '%s', got '%s'", key, want,
-                                                 type ? type : "?");
+        size_t i;
+        while ((r = next_option(msg, specs, ELEMENTSOF(specs), &n, &i, ret)) > 0) {
+                const char *key = specs[i].key;
                 if (!strcmp(key, "memory_mib")) {
                         r = sd_bus_message_read(msg, "v", "t", &cp.memory_mib);
                         have_memory = true;
@@ -470,14 +486,8 @@ static int method_create_machine(sd_bus_message *msg, void *ud, sd_bus_error *re
                 return sd_bus_error_setf(ret, "org.hepix.hvwg1.Error.ImageBusy", "image %s is being replaced by job %u", image, other->id);
         if (machine_exists(m, name) || job_for_target(m, JOB_CREATE, name))
                 return sd_bus_error_setf(ret, "org.hepix.hvwg1.Error.MachineExists", "machine %s already exists", name);
-        if (uid != 0) {
-                unsigned mine = 0;
-                for (struct job *j = m->jobs; j; j = j->next)
-                        mine += j->owner == uid;
-                if (mine >= m->conf.jobs_per_user)
-                        return sd_bus_error_setf(ret, SD_BUS_ERROR_LIMITS_EXCEEDED, "uid %u already has %u jobs (JobsPerUser=%u)",
-                                                 (unsigned)uid, mine, m->conf.jobs_per_user);
-        }
+        if ((r = check_quota(m, uid, ret)) < 0)
+                return r;
         cp.cores = cores;
         snprintf(cp.image, sizeof(cp.image), "%s", image);
         snprintf(cp.image_path, sizeof(cp.image_path), "%s/%s.raw", m->conf.image_root, image);
@@ -524,15 +534,10 @@ static int method_destroy_machine(sd_bus_message *msg, void *ud, sd_bus_error *r
         r = sd_bus_message_enter_container(msg, 'a', "{sv}");
         if (r < 0)
                 return r;
-        while ((r = sd_bus_message_enter_container(msg, 'e', "sv")) > 0) {
-                const char *key, *type = NULL;
-                char t;
-                if ((r = sd_bus_message_read(msg, "s", &key)) < 0 || (r = sd_bus_message_peek_type(msg, &t, &type)) < 0)
-                        return r;
-                if (strcmp(key, "keep_disks") != 0)
-                        return sd_bus_error_setf(ret, SD_BUS_ERROR_INVALID_ARGS, "unknown option \"%.64s\" (known: keep_disks)", key);
-                if (!type || strcmp(type, "b") != 0)
-                        return sd_bus_error_setf(ret, SD_BUS_ERROR_INVALID_ARGS, "option keep_disks must have type 'b'");
+        static const struct opt_spec specs[] = { { "keep_disks", "b" } };
+        unsigned n = 0;
+        size_t i;
+        while ((r = next_option(msg, specs, ELEMENTSOF(specs), &n, &i, ret)) > 0) {
                 int b;
                 if ((r = sd_bus_message_read(msg, "v", "b", &b)) < 0 || (r = sd_bus_message_exit_container(msg)) < 0)
                         return r;

@@ -10,7 +10,6 @@
 #include <limits.h>
 #include <pthread.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 
 #include "copy.h"
@@ -357,20 +356,6 @@ void machine_stop(struct manager *m) {
 
 /* ---- CreateMachine ---- */
 
-static void random_uuid(char *out) {
-        uint8_t u[16];
-        size_t got = 0;
-        while (got < 16) {
-                ssize_t n = getrandom(u + got, 16 - got, 0);
-                if (n > 0)
-                        got += (size_t)n;
-        }
-        u[6] = (uint8_t)((u[6] & 0x0f) | 0x40);
-        u[8] = (uint8_t)((u[8] & 0x3f) | 0x80);
-        snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1], u[2], u[3], u[4], u[5],
-                 u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
-}
-
 static void copy_progress(void *ud, uint64_t done, uint64_t total) {
         job_set_bytes(ud, done, total);
 }
@@ -476,7 +461,9 @@ int machine_create_run(struct job *j, struct hv_error *e) {
                 r = hv_fail(e, HV_E_MACHINE_EXISTS, EEXIST, "libvirt already has a domain named %s", j->target);
                 goto fail;
         }
-        random_uuid(uuid);
+        uint8_t ub[16];
+        hv_uuid_random(ub);
+        hv_uuid_format(ub, uuid);
         struct dom_spec spec = {
                 .name = j->target, .uuid = uuid, .hv = p->hv, .vcpus = p->cores, .memory_mib = p->memory_mib,
                 .root_path = root, .scratch_path = scratch_path, .scratch_is_block = device[0] != 0,

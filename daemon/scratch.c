@@ -11,7 +11,6 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
@@ -63,22 +62,6 @@ const char *scratch_features(const char *fs, uint64_t size) {
                                    "large_file huge_file uninit_bg dir_nlink extra_isize"
                                  : "has_journal ext_attr resize_inode dir_index filetype extent flex_bg sparse_super "
                                    "large_file huge_file uninit_bg dir_nlink extra_isize";
-}
-
-static void random_uuid(uint8_t u[16]) {
-        size_t got = 0;
-        while (got < 16) {
-                ssize_t n = getrandom(u + got, 16 - got, 0);
-                if (n > 0)
-                        got += (size_t)n;
-        }
-        u[6] = (uint8_t)((u[6] & 0x0f) | 0x40);
-        u[8] = (uint8_t)((u[8] & 0x3f) | 0x80);
-}
-
-static void uuid_text(const uint8_t u[16], char *out) {
-        snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1], u[2], u[3], u[4],
-                 u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
 }
 
 static int ext2_fail(struct hv_error *e, errcode_t err, const char *what, const char *path) {
@@ -139,8 +122,8 @@ static int format_locked(const char *path, uint64_t size, const struct scratch_o
                 return ext2_fail(e, err, "initialising", path);
         int r = 0;
         uint8_t u[16], hash[16];
-        random_uuid(u);
-        random_uuid(hash);
+        hv_uuid_random(u);
+        hv_uuid_random(hash);
         memcpy(fs->super->s_uuid, u, 16);
         ext2fs_init_csum_seed(fs);
         memcpy(fs->super->s_hash_seed, hash, 16);
@@ -222,7 +205,7 @@ static int format_locked(const char *path, uint64_t size, const struct scratch_o
                         goto out;
                 }
         }
-        uuid_text(u, uuid);
+        hv_uuid_format(u, uuid);
 out:
         if (r < 0) {
                 ext2fs_free(fs);

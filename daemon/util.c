@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -293,6 +294,22 @@ int hv_read_file(const char *path, size_t max, char **ret, size_t *ret_len) {
         if (ret_len)
                 *ret_len = n;
         return 0;
+}
+
+void hv_uuid_random(uint8_t u[16]) {
+        size_t got = 0;
+        while (got < 16) {
+                ssize_t n = getrandom(u + got, 16 - got, 0);
+                if (n > 0)
+                        got += (size_t)n;
+        }
+        u[6] = (uint8_t)((u[6] & 0x0f) | 0x40);
+        u[8] = (uint8_t)((u[8] & 0x3f) | 0x80);
+}
+
+void hv_uuid_format(const uint8_t u[16], char *out) {
+        snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1], u[2], u[3], u[4],
+                 u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
 }
 
 void hv_hex(const uint8_t *in, size_t n, char *out) {

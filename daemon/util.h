@@ -83,3 +83,6 @@ int hv_write_file_atomic(const char *path, const char *content, size_t len, unsi
 /* Reads a small file whole (max bytes); NUL-terminated. */
 int hv_read_file(const char *path, size_t max, char **ret, size_t *ret_len);
 void hv_hex(const uint8_t *in, size_t n, char *out);
+/* A random (version 4) UUID, and its 36-character text form (out: 37 bytes). */
+void hv_uuid_random(uint8_t u[16]);
+void hv_uuid_format(const uint8_t u[16], char *out);

@@ -7,30 +7,7 @@ HV_PIDS=()
 
 hv_private_bus() {
   local dir=$1 policy=$2 sock="$1/bus"
-  cat > "$dir/bus.conf" <<CONF
-<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path=$sock</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
-  </policy>
-  <include ignore_missing="no">$policy</include>
-</busconfig>
-CONF
+  sed -e "s|@SOCKET@|$sock|" -e "s|@POLICY@|$policy|" "$(dirname "${BASH_SOURCE[0]}")/../dbus/private-bus.conf.in" > "$dir/bus.conf"
   dbus-daemon --nofork --nosyslog --config-file="$dir/bus.conf" >/dev/null 2>"$dir/bus.log" &
   HV_PIDS+=($!)
   local i

@@ -10,32 +10,6 @@ HVWGD = os.environ.get("HVWGD", os.path.join(SRC, "build/hvwgd"))
 HVWGCTL = os.environ.get("HVWGCTL", os.path.join(SRC, "build/hvwgctl"))
 BUS, OBJ, MGR = "org.hepix.hvwg1", "/org/hepix/hvwg1", "org.hepix.hvwg1.Manager"
 
-BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path={sock}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
-  </policy>
-  <policy user="root"><allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Monitoring"/></policy>
-  <include ignore_missing="no">{policy}</include>
-</busconfig>
-"""
-
 _live = []
 
 
@@ -69,8 +43,9 @@ class Env:
         self.conf = os.path.join(self.tmp, "hvwgd.conf")
         self.conf_extra = conf_extra or {}
         self.write_conf()
+        template = open(os.path.join(SRC, "dbus/private-bus.conf.in")).read()
         with open(os.path.join(self.tmp, "bus.conf"), "w") as f:
-            f.write(BUS_CONF.format(sock=self.sock, policy=os.path.join(SRC, "dbus/org.hepix.hvwg1.conf")))
+            f.write(template.replace("@SOCKET@", self.sock).replace("@POLICY@", os.path.join(SRC, "dbus/org.hepix.hvwg1.conf")))
         self.bus_proc = None
         self.daemon = None
         self.log_path = os.path.join(self.tmp, "hvwgd.log")
@@ -260,6 +235,17 @@ def gzip_file(src, dst, level=6, extra=()):
     with open(dst, "wb") as out:
         subprocess.run(["gzip", "-c", f"-{level}", *extra, src], stdout=out, check=True)
     return dst
+
+
+def wait_for(pred, timeout=30, step=0.05):
+    """Polls pred() until it returns something true (returned) or the timeout passes (None)."""
+    end = time.time() + timeout
+    while time.time() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    return None
 
 
 def check(cond, msg):

@@ -7,16 +7,6 @@ import harness as h
 E = "org.hepix.hvwg1.Error."
 
 
-def wait_for(pred, timeout=30, step=0.05):
-    end = time.time() + timeout
-    while time.time() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return None
-
-
 def main():
     with h.Env(conf_extra={"Fetch": {"StallTimeoutSec": "3", "MaxRedirects": "3"}}) as env:
         srv = h.HttpServer(env.src)
@@ -54,9 +44,9 @@ def main():
                 r = env.ctl("--no-wait", "--json", "fetch", srv.url + "/slow/web.img.gz?bps=50000", "slow")
                 import json
                 job = json.loads(r.stdout)
-                h.check(wait_for(lambda: env.busctl("get-property", h.BUS, job["path"], "org.hepix.hvwg1.Job", "Phase",
+                h.check(h.wait_for(lambda: env.busctl("get-property", h.BUS, job["path"], "org.hepix.hvwg1.Job", "Phase",
                                                     check=False).stdout.strip() == 's "download"'), "job reaches download")
-                h.check(wait_for(lambda: int(env.prop("BytesDone", job["path"], "org.hepix.hvwg1.Job")) > 0), "bytes arrive")
+                h.check(h.wait_for(lambda: int(env.prop("BytesDone", job["path"], "org.hepix.hvwg1.Job")) > 0), "bytes arrive")
                 total = env.prop("BytesTotal", job["path"], "org.hepix.hvwg1.Job")
                 h.check(total == os.path.getsize(gz), "BytesTotal is the Content-Length")
                 t = time.time()
@@ -64,7 +54,7 @@ def main():
                     env.call("CancelJob", "u", job["id"])
                 else:
                     env.busctl("call", h.BUS, job["path"], "org.hepix.hvwg1.Job", "Cancel")
-                gone = wait_for(lambda: env.call("ListJobs") == [[]], timeout=10, step=0.02)
+                gone = h.wait_for(lambda: env.call("ListJobs") == [[]], timeout=10, step=0.02)
                 h.check(gone and time.time() - t < 1.5, f"{how}: job gone in {time.time() - t:.2f}s")
                 h.check("job %d (fetch slow) canceled" % job["id"] in env.log(), f"{how}: result canceled")
                 h.check(env.store_files() == before, f"{how}: nothing left behind")
@@ -72,7 +62,7 @@ def main():
             # Ctrl-C in hvwgctl cancels the job and exits 3
             p = subprocess.Popen([h.HVWGCTL, "--bus-address=" + env.address, "fetch", srv.url + "/slow/web.img.gz?bps=50000",
                                   "ctrlc"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            wait_for(lambda: env.call("ListJobs") != [[]])
+            h.wait_for(lambda: env.call("ListJobs") != [[]])
             time.sleep(0.5)
             p.send_signal(signal.SIGINT)
             out, err = p.communicate(timeout=15)

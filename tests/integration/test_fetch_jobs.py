@@ -5,16 +5,6 @@ sys.path.insert(0, os.path.dirname(__file__))
 import harness as h
 
 
-def wait_for(pred, timeout=30, step=0.05):
-    end = time.time() + timeout
-    while time.time() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return None
-
-
 def start(env, uri, name):
     r = env.ctl("--no-wait", "--json", "fetch", uri, name)
     assert r.returncode == 0, r.stderr
@@ -39,7 +29,7 @@ def main():
             h.check(r.returncode == 1 and "ImageBusy" in r.stderr and f"job {j['id']}" in r.stderr,
                     "second fetch of a name being fetched: ImageBusy " + r.stderr.strip())
             env.call("CancelJob", "u", j["id"])
-            wait_for(lambda: jobs(env) == [])
+            h.wait_for(lambda: jobs(env) == [])
 
             # 4 at once with MaxConcurrent=2: two run, two queue, in order; all finish
             started = [start(env, srv.url + "/slow/d.img.gz?bps=250000", f"c{i}") for i in range(4)]
@@ -55,7 +45,7 @@ def main():
                 env.call("ListImages")
                 worst = max(worst, time.time() - t)
             h.check(worst < 0.5, f"ListImages answers while imports run (worst {worst * 1000:.0f} ms incl. busctl start-up)")
-            h.check(wait_for(lambda: jobs(env) == [], timeout=120), "all four finish")
+            h.check(h.wait_for(lambda: jobs(env) == [], timeout=120), "all four finish")
             imgs = env.images_list()
             h.check(all(f"c{i}" in imgs for i in range(4)), "all four images published")
             h.check(all(subprocess.run(["cmp", img, os.path.join(env.images, f"c{i}.raw")]).returncode == 0 for i in range(4)),
@@ -67,7 +57,7 @@ def main():
             # SIGTERM with jobs running: canceled, exit within 5 s, nothing half-made
             for i in range(3):
                 start(env, srv.url + "/slow/d.img.gz?bps=100000", f"t{i}")
-            wait_for(lambda: any(x[3] == "download" for x in jobs(env)))
+            h.wait_for(lambda: any(x[3] == "download" for x in jobs(env)))
             time.sleep(0.3)
             t = time.time()
             rc = env.stop_daemon(signal.SIGTERM)
@@ -78,7 +68,7 @@ def main():
 
             # kill -9 mid-import: leftovers cleaned at start-up, nothing half listed
             start(env, srv.url + "/slow/d.img.gz?bps=200000", "k9")
-            h.check(wait_for(lambda: [f for f in env.store_files() if f.startswith(".tmp/")]), "an import has a temp file")
+            h.check(h.wait_for(lambda: [f for f in env.store_files() if f.startswith(".tmp/")]), "an import has a temp file")
             time.sleep(0.5)
             env.stop_daemon(signal.SIGKILL)
             left = [f for f in env.store_files() if f.startswith(".tmp/")]
