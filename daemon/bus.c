@@ -64,6 +64,22 @@ static int check_name(const char *name, const char *what, sd_bus_error *ret) {
         return 0;
 }
 
+/* The first argument of a method: an image or machine name, validated. */
+static int read_name(sd_bus_message *msg, const char *what, const char **name, sd_bus_error *ret) {
+        int r = sd_bus_message_read(msg, "s", name);
+        if (r < 0)
+                return r;
+        return check_name(*name, what, ret);
+}
+
+/* Sends a reply built step by step (r: the result of building it) and drops it. */
+static int send_reply(sd_bus_message *reply, int r) {
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
+        sd_bus_message_unref(reply);
+        return r;
+}
+
 /* ---- Manager properties ---- */
 
 static int prop_conf_string(sd_bus *bus, const char *path, const char *iface, const char *prop, sd_bus_message *reply,
@@ -307,19 +323,14 @@ static int method_list_images(sd_bus_message *msg, void *ud, sd_bus_error *ret) 
                                           i->source ? i->source : "");
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);
-        if (r >= 0)
-                r = sd_bus_send(NULL, reply, NULL);
-        sd_bus_message_unref(reply);
-        return r;
+        return send_reply(reply, r);
 }
 
 static int method_inspect_image(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
         struct manager *m = ud;
         const char *name;
-        int r = sd_bus_message_read(msg, "s", &name);
+        int r = read_name(msg, "image", &name, ret);
         if (r < 0)
-                return r;
-        if ((r = check_name(name, "image", ret)) < 0)
                 return r;
         struct image *img = store_find(&m->store, name);
         if (!img)
@@ -339,10 +350,7 @@ static int method_inspect_image(sd_bus_message *msg, void *ud, sd_bus_error *ret
         }
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);
-        if (r >= 0)
-                r = sd_bus_send(NULL, reply, NULL);
-        sd_bus_message_unref(reply);
-        return r;
+        return send_reply(reply, r);
 }
 
 static int method_remove_image(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
@@ -351,10 +359,7 @@ static int method_remove_image(sd_bus_message *msg, void *ud, sd_bus_error *ret)
         if (r < 0)
                 return r;
         const char *name;
-        r = sd_bus_message_read(msg, "s", &name);
-        if (r < 0)
-                return r;
-        if ((r = check_name(name, "image", ret)) < 0)
+        if ((r = read_name(msg, "image", &name, ret)) < 0)
                 return r;
         struct job *j = job_for_target(m, JOB_FETCH, name);
         if (j && store_find(&m->store, name))
@@ -384,10 +389,7 @@ static int method_list_jobs(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
         }
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);
-        if (r >= 0)
-                r = sd_bus_send(NULL, reply, NULL);
-        sd_bus_message_unref(reply);
-        return r;
+        return send_reply(reply, r);
 }
 
 static int method_cancel_job(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
@@ -513,10 +515,7 @@ static int method_list_machines(sd_bus_message *msg, void *ud, sd_bus_error *ret
         int r = sd_bus_message_new_method_return(msg, &reply);
         if (r >= 0)
                 r = machine_append_list(m, reply);
-        if (r >= 0)
-                r = sd_bus_send(NULL, reply, NULL);
-        sd_bus_message_unref(reply);
-        return r;
+        return send_reply(reply, r);
 }
 
 static int method_destroy_machine(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
@@ -525,10 +524,7 @@ static int method_destroy_machine(sd_bus_message *msg, void *ud, sd_bus_error *r
         if (r < 0)
                 return r;
         const char *name;
-        r = sd_bus_message_read(msg, "s", &name);
-        if (r < 0)
-                return r;
-        if ((r = check_name(name, "machine", ret)) < 0)
+        if ((r = read_name(msg, "machine", &name, ret)) < 0)
                 return r;
         bool keep = false;
         r = sd_bus_message_enter_container(msg, 'a', "{sv}");
