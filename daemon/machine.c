@@ -155,6 +155,42 @@ static const char *event_state(int event) {
         }
 }
 
+/* Removes what hvwgd puts in a machine directory, then the directory; with keep_disks only
+ * the record (the root and scratch disks and the directory stay). */
+static void remove_machine_dir(const char *dir, bool keep_disks) {
+        static const char *const files[] = { "root.raw", "scratch.img", "root.raw.tmp", "console.log", "machine.meta", ".creating" };
+        char p[PATH_MAX];
+        for (size_t i = keep_disks ? 2 : 0; i < ELEMENTSOF(files); i++) {
+                snprintf(p, sizeof(p), "%.4000s/%s", dir, files[i]);
+                if (unlink(p) < 0 && errno != ENOENT)
+                        log_warning("cannot remove %s: %m", p);
+        }
+        if (!keep_disks && rmdir(dir) < 0 && errno != ENOENT)
+                log_warning("cannot remove %s: %m (files of others in it?)", dir);
+}
+
+/* Start-up, before anything else looks at MachineRoot: directories a crash left mid-create
+ * (they still have .creating) are removed, with a log line each. */
+int machine_clean_interrupted(const char *machine_root) {
+        DIR *d = opendir(machine_root);
+        if (!d)
+                return errno == ENOENT ? 0 : -errno;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                char dir[600], p[PATH_MAX];
+                if (!hv_name_valid(de->d_name))
+                        continue;
+                snprintf(dir, sizeof(dir), "%.511s/%.64s", machine_root, de->d_name);
+                snprintf(p, sizeof(p), "%s/.creating", dir);
+                if (access(p, F_OK) < 0)
+                        continue;
+                remove_machine_dir(dir, false);
+                log_info("removed %s: a machine creation interrupted by a crash", dir);
+        }
+        closedir(d);
+        return 0;
+}
+
 /* ---- the libvirt connection ---- */
 
 static const char *virt_error(void) {
@@ -406,6 +442,15 @@ int machine_create_run(struct job *j, struct hv_error *e) {
                 goto fail;
         }
         made_dir = true;
+        /* marks an unfinished creation: start-up removes such directories (a crash mid-create),
+         * never one without it (a machine's kept disks, say) */
+        char marker[PATH_MAX];
+        snprintf(marker, sizeof(marker), "%s/.creating", dir);
+        r = hv_write_file_atomic(marker, "", 0, 0644);
+        if (r < 0) {
+                r = hv_fail_errno(e, HV_E_ERRNO, -r, "cannot create %s", marker);
+                goto fail;
+        }
         bool reflinked = false;
         uint64_t t0 = hv_mono_usec();
         r = copy_sparse(p->image_path, root_tmp, copy_progress, j, &j->cancel, &reflinked, e);
@@ -489,6 +534,10 @@ int machine_create_run(struct job *j, struct hv_error *e) {
                 r = hv_fail_errno(e, HV_E_ERRNO, -r, "cannot write %s", meta);
                 goto fail;
         }
+        if (unlink(marker) < 0 || hv_fsync_dir(dir) < 0) {
+                r = hv_fail_errno(e, HV_E_ERRNO, errno, "cannot remove %s", marker);
+                goto fail;
+        }
         if (atomic_load(&j->cancel)) {
                 r = hv_fail(e, HV_E_CANCELED, ECANCELED, "canceled");
                 goto fail;
@@ -530,15 +579,8 @@ fail:
         free(xml);
         if (device[0])
                 scratch_release_device(device);
-        if (made_dir) {
-                unlink(root_tmp);
-                unlink(root);
-                unlink(scratch);
-                unlink(console);
-                unlink(meta);
-                if (rmdir(dir) < 0)
-                        log_warning("cannot remove %s: %m", dir);
-        }
+        if (made_dir)
+                remove_machine_dir(dir, false);
         return r;
 }
 
@@ -577,7 +619,7 @@ static void *destroy_thread(void *arg) {
         struct destroy_req *d = arg;
         struct manager *m = d->m;
         virConnectPtr c = conn_get();
-        char dir[600], path[PATH_MAX], scratch_path[1024] = "";
+        char dir[600], scratch_path[1024] = "";
         snprintf(dir, sizeof(dir), "%s/%s", m->conf.machine_root, d->name);
         virDomainPtr dom = c ? virDomainLookupByName(c, d->name) : NULL;
         if (!c) {
@@ -607,19 +649,7 @@ static void *destroy_thread(void *arg) {
         struct stat st;
         if (scratch_path[0] && stat(scratch_path, &st) == 0 && S_ISBLK(st.st_mode))
                 scratch_release_device(scratch_path);
-        if (!d->keep_disks) {
-                static const char *const files[] = { "root.raw", "root.raw.tmp", "scratch.img", "console.log", "machine.meta" };
-                for (size_t i = 0; i < ELEMENTSOF(files); i++) {
-                        snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
-                        if (unlink(path) < 0 && errno != ENOENT)
-                                log_warning("cannot remove %s: %m", path);
-                }
-                if (rmdir(dir) < 0 && errno != ENOENT)
-                        log_warning("cannot remove %s: %m (files of others in it?)", dir);
-        } else {
-                snprintf(path, sizeof(path), "%s/machine.meta", dir);
-                unlink(path);
-        }
+        remove_machine_dir(dir, d->keep_disks);
         d->r = 0;
 out:
         if (dom)

@@ -33,6 +33,8 @@ struct create_params {
         bool start;
 };
 
+/* Removes machine directories a crash left mid-create (marked .creating). */
+int machine_clean_interrupted(const char *machine_root);
 /* Starts the libvirt thread: connect (with retry and backoff), events, start-up reconciliation. */
 int machine_start(struct manager *m);
 void machine_stop(struct manager *m);

@@ -304,6 +304,9 @@ int main(int argc, char **argv) {
                 log_error("cannot create MachineRoot %s: %s", m->conf.machine_root, strerror(-r));
                 return 1;
         }
+        r = machine_clean_interrupted(m->conf.machine_root);
+        if (r < 0)
+                log_warning("cannot scan %s: %s", m->conf.machine_root, strerror(-r));
         r = store_open(&m->store, m->conf.image_root, &e);
         if (r < 0) {
                 log_error("%s", e.msg);
