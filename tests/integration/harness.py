@@ -264,11 +264,13 @@ class HttpServer:
     /slow/NAME?bps=N  the file at about N bytes/s
     /stall/NAME       headers and the first 64 KiB, then silence
     /redirect/NAME    302 to /f/NAME;  /loop  redirects to itself forever
+    /noclen/NAME      the file without Content-Length (ends at connection close)
+    tls=(cert, key)   serve https instead
     anything else     404
     Records the User-Agent of each request."""
 
-    def __init__(self, root):
-        import http.server, threading, urllib.parse
+    def __init__(self, root, tls=None):
+        import http.server, ssl, threading, urllib.parse
         self.root = root
         self.agents = []
         self.stop_event = threading.Event()
@@ -298,7 +300,7 @@ class HttpServer:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
-                if kind not in ("f", "slow", "stall") or not os.path.isfile(path):
+                if kind not in ("f", "slow", "stall", "noclen") or not os.path.isfile(path):
                     body = b"not found\n"
                     self.send_response(404)
                     self.send_header("Content-Length", str(len(body)))
@@ -307,6 +309,18 @@ class HttpServer:
                     return
                 data = open(path, "rb").read()
                 self.send_response(200)
+                if kind == "noclen":  # no Content-Length: the body ends when the connection closes
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    outer.sent = 0
+                    try:
+                        for i in range(0, len(data), 65536):
+                            self.wfile.write(data[i:i + 65536])
+                            outer.sent = i + 65536
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass
+                    self.close_connection = True
+                    return
                 self.send_header("Content-Length", str(len(data)))
                 self.send_header("Content-Type", "application/gzip")
                 self.end_headers()
@@ -338,6 +352,11 @@ class HttpServer:
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
+        if tls:  # (certfile, keyfile)
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+            self.url = f"https://127.0.0.1:{self.port}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
