@@ -1,6 +1,6 @@
 """A store that fills up: NoSpace (early estimate and mid-write ENOSPC), nothing left behind, the
 daemon keeps answering, and the next fetch succeeds once there is room."""
-import os, random, subprocess, sys, time
+import json, os, random, subprocess, sys, time
 sys.path.insert(0, os.path.dirname(__file__))
 import harness as h
 
@@ -50,6 +50,36 @@ def main():
                     "mid-write ENOSPC is NoSpace: " + msg)
             h.check(env.store_files() == before, "nothing left after ENOSPC")
             h.check(env.prop("Version") and env.call("ListImages") == [[]], "the daemon keeps answering")
+            # CreateMachine into a machine store without room for the root disk: NoSpace, rolled back
+            mstore = store + "-machines"
+            os.makedirs(mstore)
+            subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", mstore], check=True)
+            try:
+                data = os.path.join(env.src, "data.img")
+                h.make_mbr_image(data, mib=32, parts="label: dos\nstart=2048, type=83\n")
+                with open(data, "r+b") as f:
+                    f.seek(1 << 20)
+                    f.write(rnd.randbytes(20 << 20))
+                rc, res, err = env.fetch("file://" + data, "data", raw=True)
+                h.check(rc == 0, "a 32 MiB image with 20 MiB of data")
+                env.conf_extra = {"Storage": {"MachineRoot": mstore}}
+                env.write_conf()
+                env.stop_daemon()
+                env.start_daemon()
+                h.wait_for(lambda: "connected to libvirt" in env.log(), timeout=10)
+                r = env.ctl("--json", "create", "data", "vm", "--cores=1", "--scratch=0", "--no-start")
+                res = json.loads(r.stdout) if r.stdout.strip() else {}
+                h.check(r.returncode == 1 and res.get("error_name") == E + "NoSpace" and "not enough space" in res.get("error_message", ""),
+                        "CreateMachine without room for the root disk: NoSpace " + res.get("error_message", r.stderr))
+                h.check(os.listdir(mstore) == [], "  nothing left in MachineRoot")
+                h.check(env.ctl("rm", "data").returncode == 0, "  the image is not held by the failed create")
+            finally:
+                env.stop_daemon()
+                subprocess.run(["umount", "-l", mstore])
+                os.rmdir(mstore)
+                env.conf_extra = {}
+                env.write_conf()
+                env.start_daemon()
             # room again: a small image goes in
             small = h.make_mbr_image(os.path.join(env.src, "small.img"), mib=16, parts="label: dos\nstart=2048, type=83\n")
             rc, res, err = env.fetch("file://" + h.gzip_file(small, small + ".gz"), "small")
