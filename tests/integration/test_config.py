@@ -1,11 +1,15 @@
 """Start-up with bad configuration: the daemon refuses with one line naming file and line."""
-import os, signal, subprocess, sys, tempfile, time
+import atexit, os, shutil, signal, subprocess, sys, tempfile, time
 sys.path.insert(0, os.path.dirname(__file__))
 import harness as h
 
+_TOP = tempfile.mkdtemp(prefix="hvwg-conf-")
+os.chmod(_TOP, 0o755)
+atexit.register(shutil.rmtree, _TOP, True)
+
 
 def run(conf_text, name="hvwgd.conf"):
-    d = tempfile.mkdtemp(prefix="hvwg-conf-")
+    d = tempfile.mkdtemp(dir=_TOP)
     p = os.path.join(d, name)
     with open(p, "w") as f:
         f.write(conf_text)
@@ -27,7 +31,7 @@ def main():
     h.check(r.returncode != 0 and f"{p}:1:" in r.stderr, "malformed line names file:line")
     r = subprocess.run([h.HVWGD, "--config=/nonexistent/hvwgd.conf"], capture_output=True, text=True, timeout=30)
     h.check(r.returncode != 0 and "/nonexistent/hvwgd.conf" in r.stderr, "missing --config file is an error")
-    d = tempfile.mkdtemp(prefix="hvwg-conf-")
+    d = tempfile.mkdtemp(dir=_TOP)
     p = os.path.join(d, "unreadable.conf")
     open(p, "w").write("[Storage]\n")
     os.chmod(p, 0)
@@ -35,7 +39,7 @@ def main():
                         "--check-config"], capture_output=True, text=True, timeout=30)
     h.check(r.returncode != 0 and "cannot read" in r.stderr, "unreadable config refused: " + r.stderr.strip())
     # unknown keys only warn; drop-ins apply in order; --check-config prints the effective values
-    d = tempfile.mkdtemp(prefix="hvwg-conf-")
+    d = tempfile.mkdtemp(dir=_TOP)
     p = os.path.join(d, "hvwgd.conf")
     open(p, "w").write("[Storage]\nImageRoot=/a\nFutureKey=1\n")
     os.mkdir(p + ".d")
