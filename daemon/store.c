@@ -240,11 +240,22 @@ void store_insert(struct store *s, struct image *img) {
         *pp = img;
 }
 
+struct removal {
+        char raw[PATH_MAX], meta[PATH_MAX], dir[PATH_MAX];
+};
+
+/* Deleting a large file can take a while and fsync can stall under write-back: both run here,
+ * off the loop. */
 static void *unlink_thread(void *arg) {
-        char *path = arg;
-        if (unlink(path) < 0 && errno != ENOENT)
-                log_warning("cannot delete %s: %m", path);
-        free(path);
+        struct removal *rm = arg;
+        if (unlink(rm->raw) < 0 && errno != ENOENT)
+                log_warning("cannot delete %s: %m", rm->raw);
+        if (unlink(rm->meta) < 0 && errno != ENOENT)
+                log_warning("cannot delete %s: %m", rm->meta);
+        int r = hv_fsync_dir(rm->dir);
+        if (r < 0)
+                log_warning("cannot fsync %s: %s", rm->dir, strerror(-r));
+        free(rm);
         return NULL;
 }
 
@@ -254,26 +265,33 @@ int store_remove(struct store *s, const char *name, struct hv_error *e) {
                 pp = &(*pp)->next;
         if (!*pp)
                 return hv_fail(e, HV_E_NO_SUCH_IMAGE, ENOENT, "no image named %s", name);
-        char raw[PATH_MAX], meta[PATH_MAX], gone[PATH_MAX];
+        struct removal *rm = calloc(1, sizeof(*rm));
+        if (!rm)
+                return hv_fail(e, HV_E_ERRNO, ENOMEM, "out of memory");
+        char raw[PATH_MAX], meta[PATH_MAX];
         snprintf(raw, sizeof(raw), "%s/%s.raw", s->root, name);
         snprintf(meta, sizeof(meta), "%s/%s.meta", s->root, name);
-        snprintf(gone, sizeof(gone), "%s/removed-%s.%llu", s->tmp, name, (unsigned long long)hv_mono_usec());
-        /* Rename first (instant, atomic); deleting a large file can take a while, so that part
-         * runs off the loop. */
-        if (rename(raw, gone) < 0)
-                return hv_fail_errno(e, HV_E_ERRNO, errno, "cannot remove image %s", name);
-        if (unlink(meta) < 0 && errno != ENOENT)
-                log_warning("cannot remove %s: %m", meta);
-        (void)hv_fsync_dir(s->root);
+        unsigned long long stamp = (unsigned long long)hv_mono_usec();
+        snprintf(rm->raw, sizeof(rm->raw), "%s/removed-%s.%llu.raw", s->tmp, name, stamp);
+        snprintf(rm->meta, sizeof(rm->meta), "%s/removed-%s.%llu.meta", s->tmp, name, stamp);
+        snprintf(rm->dir, sizeof(rm->dir), "%s", s->root);
+        /* Two renames on the loop (instant, atomic: the name is gone at once; a crash leaves
+         * the data in .tmp, emptied at start-up); the rest on a thread. */
+        if (rename(raw, rm->raw) < 0) {
+                int err = errno;
+                free(rm);
+                return hv_fail_errno(e, HV_E_ERRNO, err, "cannot remove image %s", name);
+        }
+        if (rename(meta, rm->meta) < 0 && errno != ENOENT)
+                log_warning("cannot move %s away: %m", meta);
         struct image *img = *pp;
         *pp = img->next;
         image_free(img);
-        char *copy = strdup(gone);
         pthread_t t;
-        if (copy && pthread_create(&t, NULL, unlink_thread, copy) == 0)
+        if (pthread_create(&t, NULL, unlink_thread, rm) == 0)
                 pthread_detach(t);
-        else if (copy)
-                unlink_thread(copy);
+        else
+                unlink_thread(rm);
         return 0;
 }
 

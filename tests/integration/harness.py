@@ -3,7 +3,7 @@ config and temp stores, helpers to call it, and teardown by PID even when a test
 
 Binaries come from the environment (set by ctest): HVWGD, HVWGCTL, HVWG_SRC.
 """
-import atexit, hashlib, json, os, shutil, signal, subprocess, sys, tempfile, time
+import atexit, hashlib, json, os, pwd, shutil, signal, subprocess, sys, tempfile, time
 
 SRC = os.environ.get("HVWG_SRC", os.path.abspath(os.path.join(os.path.dirname(__file__), "../..")))
 HVWGD = os.environ.get("HVWGD", os.path.join(SRC, "build/hvwgd"))
@@ -235,6 +235,57 @@ def gzip_file(src, dst, level=6, extra=()):
     with open(dst, "wb") as out:
         subprocess.run(["gzip", "-c", f"-{level}", *extra, src], stdout=out, check=True)
     return dst
+
+
+QEMU_CONF = "/etc/libvirt/qemu.conf"
+
+
+def need(cond, why):
+    if not cond:
+        skip(why)
+
+
+def start_libvirtd(tmp):
+    """libvirtd with a private socket dir; QEMU as root without a security driver, console to
+    plain files. qemu.conf is only read at start-up: it is patched, libvirtd starts, and the
+    original is put back at once."""
+    for d in ("/var/log/libvirt/qemu", "/var/lib/libvirt/qemu", "/var/cache/libvirt/qemu", "/run/libvirt/qemu"):
+        os.makedirs(d, exist_ok=True)
+    for g in ("kvm", "libvirt-qemu"):
+        subprocess.run(["groupadd", "-f", "-r", g], check=True)
+    try:
+        pwd.getpwnam("libvirt-qemu")
+    except KeyError:
+        subprocess.run(["useradd", "-r", "-g", "libvirt-qemu", "-d", "/var/lib/libvirt", "-s", "/usr/sbin/nologin", "libvirt-qemu"],
+                       check=True)
+    sockdir = os.path.join(tmp, "libvirt")
+    os.makedirs(sockdir, exist_ok=True)  # a second call restarts libvirtd on the same socket
+    conf = os.path.join(tmp, "libvirtd.conf")
+    with open(conf, "w") as f:
+        f.write(f'unix_sock_dir = "{sockdir}"\nauth_unix_rw = "none"\nauth_unix_ro = "none"\nlog_outputs = "3:stderr"\n')
+    original = open(QEMU_CONF).read() if os.path.exists(QEMU_CONF) else None
+    with open(QEMU_CONF, "a") as f:
+        f.write('\n# hvwgd boot test (temporary)\nuser = "root"\ngroup = "root"\nsecurity_driver = "none"\n'
+                'stdio_handler = "file"\nremember_owner = 0\n')
+    log = open(os.path.join(tmp, "libvirtd.log"), "w")
+    p = subprocess.Popen(["libvirtd", "--config", conf], stdout=log, stderr=log)
+    sock = os.path.join(sockdir, "libvirt-sock")
+    uri = f"qemu:///system?socket={sock}"
+    try:
+        for _ in range(200):
+            if os.path.exists(sock) and subprocess.run(["virsh", "-c", uri, "version"], capture_output=True).returncode == 0:
+                break
+            if p.poll() is not None:
+                break
+            time.sleep(0.1)
+    finally:
+        if original is None:
+            os.unlink(QEMU_CONF)
+        else:
+            with open(QEMU_CONF, "w") as f:
+                f.write(original)
+    ok = p.poll() is None and os.path.exists(sock)
+    return p, uri, ok
 
 
 def wait_for(pred, timeout=30, step=0.05):

@@ -6,73 +6,22 @@ CPU count, memory, the disk labelled scratch, its size, and a write and read on 
 
 Hypervisor qemu (TCG): on these machines /dev/kvm exists but nested KVM cannot boot a Linux
 guest, so `auto` is not trusted here."""
-import grp, os, pwd, re, shutil, signal, subprocess, sys, tempfile, time
+import os, re, shutil, subprocess, sys, tempfile, time
 sys.path.insert(0, os.path.dirname(__file__))
 import harness as h
 
-QEMU_CONF = "/etc/libvirt/qemu.conf"
-
-
-def need(cond, why):
-    if not cond:
-        h.skip(why)
-
-
-def start_libvirtd(tmp):
-    """libvirtd with a private socket dir; QEMU as root without a security driver, console to
-    plain files. qemu.conf is only read at start-up: it is patched, libvirtd starts, and the
-    original is put back at once."""
-    for d in ("/var/log/libvirt/qemu", "/var/lib/libvirt/qemu", "/var/cache/libvirt/qemu", "/run/libvirt/qemu"):
-        os.makedirs(d, exist_ok=True)
-    for g in ("kvm", "libvirt-qemu"):
-        subprocess.run(["groupadd", "-f", "-r", g], check=True)
-    try:
-        pwd.getpwnam("libvirt-qemu")
-    except KeyError:
-        subprocess.run(["useradd", "-r", "-g", "libvirt-qemu", "-d", "/var/lib/libvirt", "-s", "/usr/sbin/nologin", "libvirt-qemu"],
-                       check=True)
-    sockdir = os.path.join(tmp, "libvirt")
-    os.makedirs(sockdir)
-    conf = os.path.join(tmp, "libvirtd.conf")
-    with open(conf, "w") as f:
-        f.write(f'unix_sock_dir = "{sockdir}"\nauth_unix_rw = "none"\nauth_unix_ro = "none"\nlog_outputs = "3:stderr"\n')
-    original = open(QEMU_CONF).read() if os.path.exists(QEMU_CONF) else None
-    with open(QEMU_CONF, "a") as f:
-        f.write('\n# hvwgd boot test (temporary)\nuser = "root"\ngroup = "root"\nsecurity_driver = "none"\n'
-                'stdio_handler = "file"\nremember_owner = 0\n')
-    log = open(os.path.join(tmp, "libvirtd.log"), "w")
-    p = subprocess.Popen(["libvirtd", "--config", conf], stdout=log, stderr=log)
-    sock = os.path.join(sockdir, "libvirt-sock")
-    uri = f"qemu:///system?socket={sock}"
-    try:
-        for _ in range(200):
-            if os.path.exists(sock) and subprocess.run(["virsh", "-c", uri, "version"], capture_output=True).returncode == 0:
-                break
-            if p.poll() is not None:
-                break
-            time.sleep(0.1)
-    finally:
-        if original is None:
-            os.unlink(QEMU_CONF)
-        else:
-            with open(QEMU_CONF, "w") as f:
-                f.write(original)
-    ok = p.poll() is None and os.path.exists(sock)
-    return p, uri, ok
-
-
 def main():
-    need(os.geteuid() == 0, "needs root to run libvirtd and QEMU")
+    h.need(os.geteuid() == 0, "needs root to run libvirtd and QEMU")
     for tool in ("libvirtd", "virsh", "qemu-system-x86_64", "syslinux", "mcopy", "mkfs.fat", "cpio"):
-        need(shutil.which(tool), f"{tool} is not installed (tools/deps.sh installs it)")
-    need(any(k.endswith("-cloud-amd64") for k in os.listdir("/lib/modules")), "no linux-image-cloud-amd64 kernel (tools/deps.sh)")
+        h.need(shutil.which(tool), f"{tool} is not installed (tools/deps.sh installs it)")
+    h.need(any(k.endswith("-cloud-amd64") for k in os.listdir("/lib/modules")), "no linux-image-cloud-amd64 kernel (tools/deps.sh)")
     build = os.environ.get("HVWG_BUILD") or tempfile.gettempdir()
     guest = os.path.join(build, "guest", "guest.img")
     os.makedirs(os.path.dirname(guest), exist_ok=True)
     if not os.path.exists(guest):
         subprocess.run(["bash", os.path.join(h.SRC, "tests/boot/make-guest.sh"), guest], check=True)
     tmp = tempfile.mkdtemp(prefix="hvwg-boot-")
-    libvirtd, uri, ok = start_libvirtd(tmp)
+    libvirtd, uri, ok = h.start_libvirtd(tmp)
     try:
         h.check(ok, "a private libvirtd is up at " + uri + ("" if ok else ": " + open(os.path.join(tmp, "libvirtd.log")).read()[-800:]))
         with h.Env(conf_extra={"Machine": {"LibvirtURI": uri, "Hypervisor": "qemu", "ScratchPerCoreGiB": "1",
