@@ -76,9 +76,9 @@ class Env:
             time.sleep(0.025)
         raise RuntimeError("dbus-daemon did not start")
 
-    def start_daemon(self, wait=True, extra_args=()):
+    def start_daemon(self, wait=True, extra_args=(), wrapper=()):
         log = open(self.log_path, "a")
-        self.daemon = subprocess.Popen([HVWGD, "--bus-address=" + self.address, "--config=" + self.conf, *extra_args],
+        self.daemon = subprocess.Popen([*wrapper, HVWGD, "--bus-address=" + self.address, "--config=" + self.conf, *extra_args],
                                        stdout=log, stderr=log)
         if wait:
             for _ in range(300):
