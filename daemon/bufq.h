@@ -10,6 +10,7 @@
 struct buf {
         uint8_t *data;
         size_t cap, len;
+        uint64_t off; /* where the data goes, for users that write at offsets */
         bool eof; /* the last buffer of the stream (may be empty) */
 };
 

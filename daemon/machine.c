@@ -157,7 +157,7 @@ static const char *event_state(int event) {
 
 /* Removes what hvwgd puts in a machine directory, then the directory; with keep_disks only
  * the record (the root and scratch disks and the directory stay). */
-static void remove_machine_dir(const char *dir, bool keep_disks) {
+static bool remove_machine_dir(const char *dir, bool keep_disks) {
         static const char *const files[] = { "root.raw", "scratch.img", "root.raw.tmp", "console.log", "machine.meta", ".creating" };
         char p[PATH_MAX];
         for (size_t i = keep_disks ? 2 : 0; i < ELEMENTSOF(files); i++) {
@@ -165,27 +165,39 @@ static void remove_machine_dir(const char *dir, bool keep_disks) {
                 if (unlink(p) < 0 && errno != ENOENT)
                         log_warning("cannot remove %s: %m", p);
         }
-        if (!keep_disks && rmdir(dir) < 0 && errno != ENOENT)
+        if (!keep_disks && rmdir(dir) < 0 && errno != ENOENT) {
                 log_warning("cannot remove %s: %m (files of others in it?)", dir);
+                return false;
+        }
+        return true;
 }
 
-/* Start-up, before anything else looks at MachineRoot: directories a crash left mid-create
- * (they still have .creating) are removed, with a log line each. */
+static bool exists_in(const char *dir, const char *name) {
+        char p[PATH_MAX];
+        snprintf(p, sizeof(p), "%.4000s/%s", dir, name);
+        return access(p, F_OK) == 0;
+}
+
+/* Start-up, before anything else looks at MachineRoot: directories a crash left mid-create are
+ * removed, with a log line each. They still have .creating — or, killed between mkdir and the
+ * marker, hold nothing at all of a machine (no record, no disks; kept disks are never touched). */
 int machine_clean_interrupted(const char *machine_root) {
         DIR *d = opendir(machine_root);
         if (!d)
                 return errno == ENOENT ? 0 : -errno;
         struct dirent *de;
         while ((de = readdir(d))) {
-                char dir[600], p[PATH_MAX];
+                char dir[600];
                 if (!hv_name_valid(de->d_name))
                         continue;
                 snprintf(dir, sizeof(dir), "%.511s/%.64s", machine_root, de->d_name);
-                snprintf(p, sizeof(p), "%s/.creating", dir);
-                if (access(p, F_OK) < 0)
+                bool marked = exists_in(dir, ".creating");
+                bool empty = !exists_in(dir, "machine.meta") && !exists_in(dir, "root.raw") && !exists_in(dir, "scratch.img") &&
+                             !exists_in(dir, "root.raw.tmp");
+                if (!marked && !empty)
                         continue;
-                remove_machine_dir(dir, false);
-                log_info("removed %s: a machine creation interrupted by a crash", dir);
+                if (remove_machine_dir(dir, false))
+                        log_info("removed %s: a machine creation interrupted by a crash", dir);
         }
         closedir(d);
         return 0;
@@ -446,9 +458,14 @@ int machine_create_run(struct job *j, struct hv_error *e) {
          * never one without it (a machine's kept disks, say) */
         char marker[PATH_MAX];
         snprintf(marker, sizeof(marker), "%s/.creating", dir);
-        r = hv_write_file_atomic(marker, "", 0, 0644);
+        int mfd = open(marker, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (mfd < 0 || close(mfd) < 0) {
+                r = hv_fail_errno(e, HV_E_ERRNO, errno, "cannot create %s", marker);
+                goto fail;
+        }
+        r = hv_fsync_dir(dir);
         if (r < 0) {
-                r = hv_fail_errno(e, HV_E_ERRNO, -r, "cannot create %s", marker);
+                r = hv_fail_errno(e, HV_E_ERRNO, -r, "cannot flush %s", dir);
                 goto fail;
         }
         bool reflinked = false;

@@ -98,7 +98,12 @@ def main():
         r = env.ctl("rm", "m")
         h.check(r.returncode == 1 and "used by a machine" in r.stderr, "RemoveImage while a machine uses it: ImageBusy")
 
-        # restart: the test driver forgets its domains; the directory stays and is listed as undefined
+        # restart: the test driver forgets its domains; the directory stays and is listed as undefined.
+        # Also: an empty machine directory (a crash between mkdir and the .creating marker) is
+        # removed; one holding only kept disks is left alone.
+        os.makedirs(os.path.join(env.machines, "ghost"))
+        os.makedirs(os.path.join(env.machines, "kept"))
+        open(os.path.join(env.machines, "kept", "root.raw"), "w").write("disk")
         env.stop_daemon()
         env.start_daemon()
         for _ in range(50):
@@ -108,6 +113,8 @@ def main():
         x = machines().get("vm-off")
         h.check(x is not None and x[6] == "undefined" and x[1] == uuid and x[2] == 2, f"after restart: vm-off listed as undefined {x}")
         h.check("has no libvirt domain" in env.log(), "start-up reconciliation logs it")
+        h.check(not os.path.exists(os.path.join(env.machines, "ghost")), "an empty machine directory is removed at start-up")
+        h.check(open(os.path.join(env.machines, "kept", "root.raw")).read() == "disk", "kept disks are left alone")
         r = env.ctl("destroy", "vm-off")
         h.check(r.returncode == 0 and not os.path.exists(d), "DestroyMachine removes an undefined machine's directory")
         r = env.ctl("rm", "m")
