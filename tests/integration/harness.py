@@ -288,6 +288,29 @@ def start_libvirtd(tmp):
     return p, uri, ok
 
 
+def stop_process(p, timeout=10):
+    """SIGTERM, then SIGKILL if it does not go."""
+    if p.poll() is None:
+        p.terminate()
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def hvwg_member():
+    """Credentials (uid, gid, groups) of nobody as a member of the group hvwg, made if missing.
+    Call before hvwgd starts: it looks the group up once."""
+    import grp
+    try:
+        gid = grp.getgrnam("hvwg").gr_gid
+    except KeyError:
+        subprocess.run(["groupadd", "-r", "hvwg"], check=True)
+        gid = grp.getgrnam("hvwg").gr_gid
+    return (65534, 65534, [gid])
+
+
 def wait_for(pred, timeout=30, step=0.05):
     """Polls pred() until it returns something true (returned) or the timeout passes (None)."""
     end = time.time() + timeout

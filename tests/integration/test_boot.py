@@ -67,11 +67,7 @@ def main():
             r = subprocess.run(["virsh", "-c", uri, "list", "--all", "--name"], capture_output=True, text=True)
             h.check("vm1" not in r.stdout.split(), "libvirt no longer knows vm1")
     finally:
-        libvirtd.terminate()
-        try:
-            libvirtd.wait(10)
-        except subprocess.TimeoutExpired:
-            libvirtd.kill()
+        h.stop_process(libvirtd)
         if os.environ.get("HVWG_KEEP_TMP"):
             print("kept", tmp)
         else:

@@ -1,20 +1,11 @@
 """The bus surface: properties, introspection against dbus/org.hepix.hvwg1.xml, access control
 (policy and the daemon's own check), argument validation, clean stop on SIGTERM."""
-import grp, os, signal, subprocess, sys, time
+import os, signal, subprocess, sys, time
 import xml.etree.ElementTree as ET
 sys.path.insert(0, os.path.dirname(__file__))
 import harness as h
 
 NOBODY = (65534, 65534, [])
-
-
-def hvwg_member():
-    try:
-        gid = grp.getgrnam("hvwg").gr_gid
-    except KeyError:
-        subprocess.run(["groupadd", "-r", "hvwg"], check=True)
-        gid = grp.getgrnam("hvwg").gr_gid
-    return (65534, 65534, [gid])
 
 
 def iface_sigs(root, name):
@@ -34,7 +25,7 @@ def iface_sigs(root, name):
 
 
 def main():
-    member = hvwg_member()  # before the daemon starts: it looks the group up once
+    member = h.hvwg_member()  # before the daemon starts: it looks the group up once
     with h.Env() as env:
         h.check(env.prop("Version") != "", "Version readable")
         h.check(env.prop("ImageRoot") == env.images, "ImageRoot is the configured store")

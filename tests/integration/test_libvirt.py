@@ -23,8 +23,7 @@ def main():
             r = env.ctl("create", "v", "m1", "--cores=1", "--scratch=0", "--no-start")
             h.check(r.returncode == 0, "machine m1 defined on the real libvirtd " + r.stderr.strip())
 
-            libvirtd.terminate()
-            libvirtd.wait(10)
+            h.stop_process(libvirtd)
             h.check(h.wait_for(lambda: "libvirt connection closed" in env.log(), timeout=30), "the loss of libvirtd is noticed")
             r = env.ctl("--json", "create", "v", "m2", "--cores=1", "--scratch=0", "--no-start")
             h.check(r.returncode == 1 and '"error_name":"' + E + 'LibvirtError"' in r.stdout.replace(" ", ""),
@@ -54,11 +53,7 @@ def main():
             r = subprocess.run(["virsh", "-c", uri, "list", "--all", "--name"], capture_output=True, text=True)
             h.check(not ({"m1", "m2"} & set(r.stdout.split())), "libvirt no longer has either domain")
     finally:
-        libvirtd.terminate()
-        try:
-            libvirtd.wait(10)
-        except subprocess.TimeoutExpired:
-            libvirtd.kill()
+        h.stop_process(libvirtd)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -1,7 +1,7 @@
 """Limits and TLS: https verifies certificates (a self-signed server is refused; trusted through
 CAPath it works), a download longer than the given size stops, options are bounded, a non-root
 caller has JobsPerUser jobs at most, and queued jobs start in order."""
-import grp, json, os, subprocess, sys, time
+import json, os, subprocess, sys, time
 sys.path.insert(0, os.path.dirname(__file__))
 import harness as h
 
@@ -9,12 +9,7 @@ E = "org.hepix.hvwg1.Error."
 
 
 def main():
-    try:
-        gid = grp.getgrnam("hvwg").gr_gid
-    except KeyError:
-        subprocess.run(["groupadd", "-r", "hvwg"], check=True)
-        gid = grp.getgrnam("hvwg").gr_gid
-    member = (65534, 65534, [gid])
+    member = h.hvwg_member()
     import shutil, tempfile
     certdir = tempfile.mkdtemp(prefix="hvwg-cert-")
     os.chmod(certdir, 0o755)
