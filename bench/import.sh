@@ -50,15 +50,9 @@ raw_size=$(stat -c %s "$ref")
 sha512=$(sha512sum "$gz" | cut -d' ' -f1)
 
 . tools/lib.sh
-work=$(mktemp -d "$data/run.XXXXXX"); chmod 755 "$work"
-trap 'hv_stop_all; rm -rf "$work"' EXIT
-mkdir -p "$work/images" "$work/machines" "$work/sd"
-cat > "$work/hvwgd.conf" <<CONF
-[Storage]
-ImageRoot=$work/images
-MachineRoot=$work/machines
-AllowedSourceDirs=$data
-CONF
+hv_bench_work "$data" run
+work=$HV_WORK
+mkdir -p "$work/sd"
 
 now() { date +%s.%N; }
 settle() { sync; echo 1 > /proc/sys/vm/drop_caches 2>/dev/null || true; cat "$gz" > /dev/null; }

@@ -12,10 +12,8 @@ data=${BENCH_DATA:-$top/bench/data}
 bash tools/deps.sh
 dir=$(bash tools/build.sh normal)
 . tools/lib.sh
-work=$(mktemp -d "$data/load.XXXXXX"); chmod 755 "$work"
-trap 'hv_stop_all; rm -rf "$work"' EXIT
-mkdir -p "$work/images" "$work/machines"
-printf '[Storage]\nImageRoot=%s/images\nMachineRoot=%s/machines\nAllowedSourceDirs=%s\n' "$work" "$work" "$data" > "$work/hvwgd.conf"
+hv_bench_work "$data" load
+work=$HV_WORK
 hv_private_bus "$work" "$top/dbus/org.hepix.hvwg1.conf"
 hv_start_daemon "$top/$dir/hvwgd" "$top/$dir/hvwgctl" "$work/hvwgd.conf" "$work/hvwgd.log"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"

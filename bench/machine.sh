@@ -14,14 +14,10 @@ bash tools/deps.sh
 dir=$(bash tools/build.sh normal)
 hvwgd="$top/$dir/hvwgd"; hvwgctl="$top/$dir/hvwgctl"
 . tools/lib.sh
-work=$(mktemp -d "$data/machine.XXXXXX"); chmod 755 "$work"
-trap 'hv_stop_all; rm -rf "$work"' EXIT
-mkdir -p "$work/images" "$work/machines" "$work/manual"
-cat > "$work/hvwgd.conf" <<CONF
-[Storage]
-ImageRoot=$work/images
-MachineRoot=$work/machines
-AllowedSourceDirs=$data
+hv_bench_work "$data" machine
+work=$HV_WORK
+mkdir -p "$work/manual"
+cat >> "$work/hvwgd.conf" <<CONF
 [Machine]
 LibvirtURI=test:///default
 Hypervisor=kvm

@@ -253,6 +253,15 @@ static int image_busy(struct manager *m, const char *name, sd_bus_error *ret) {
         return 0;
 }
 
+/* Announces a job just made (JobNew, ActiveJobs), replies (id, path) and queues it. */
+static int announce_job(struct manager *m, sd_bus_message *msg, struct job *j) {
+        bus_emit_job_new(m, j);
+        bus_emit_active_jobs(m);
+        int r = sd_bus_reply_method_return(msg, "uo", j->id, j->path);
+        job_schedule(m);
+        return r;
+}
+
 static int method_fetch_image(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
         struct manager *m = ud;
         uid_t uid;
@@ -304,11 +313,7 @@ static int method_fetch_image(sd_bus_message *msg, void *ud, sd_bus_error *ret) 
                 return -ENOMEM;
         j->fetch = fp;
         log_info("job %u: fetch %s as %s (uid %u)", j->id, source, name, (unsigned)uid);
-        bus_emit_job_new(m, j);
-        bus_emit_active_jobs(m);
-        r = sd_bus_reply_method_return(msg, "uo", j->id, j->path);
-        job_schedule(m);
-        return r;
+        return announce_job(m, msg, j);
 }
 
 static int method_list_images(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
@@ -501,11 +506,7 @@ static int method_create_machine(sd_bus_message *msg, void *ud, sd_bus_error *re
         j->create = cp;
         log_info("job %u: create machine %s from %s: %u cores, %llu MiB, scratch %llu GiB, %s (uid %u)", j->id, name, image, cores,
                  (unsigned long long)cp.memory_mib, (unsigned long long)(cp.scratch_bytes >> 30), dom_hv_name(cp.hv), (unsigned)uid);
-        bus_emit_job_new(m, j);
-        bus_emit_active_jobs(m);
-        r = sd_bus_reply_method_return(msg, "uo", j->id, j->path);
-        job_schedule(m);
-        return r;
+        return announce_job(m, msg, j);
 }
 
 static int method_list_machines(sd_bus_message *msg, void *ud, sd_bus_error *ret) {

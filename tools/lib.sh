@@ -2,6 +2,9 @@
 # hv_private_bus DIR POLICY: starts a dbus-daemon on DIR/bus with the project's policy; sets
 #   HV_ADDR and appends the pid to HV_PIDS.
 # hv_start_daemon HVWGD HVWGCTL CONF LOG: starts hvwgd on HV_ADDR, waits for its name; sets HV_DAEMON_PID.
+# hv_bench_work DATA NAME: a work dir DATA/NAME.XXXXXX (removed at exit with everything started
+#   here) with images/ and machines/ and a hvwgd.conf whose [Storage] reads file:// from DATA;
+#   sets HV_WORK. Callers append further sections to $HV_WORK/hvwgd.conf.
 # hv_stop_all: stops everything started here.
 HV_PIDS=()
 
@@ -28,6 +31,16 @@ hv_start_daemon() {
   done
   echo "hvwgd did not start: $(tail -5 "$log")" >&2
   return 1
+}
+
+hv_bench_work() {
+  local data=$1 name=$2
+  HV_WORK=$(mktemp -d "$data/$name.XXXXXX")
+  chmod 755 "$HV_WORK"
+  trap 'hv_stop_all; rm -rf "$HV_WORK"' EXIT
+  mkdir -p "$HV_WORK/images" "$HV_WORK/machines"
+  printf '[Storage]\nImageRoot=%s/images\nMachineRoot=%s/machines\nAllowedSourceDirs=%s\n' "$HV_WORK" "$HV_WORK" "$data" \
+    > "$HV_WORK/hvwgd.conf"
 }
 
 hv_stop_all() {
