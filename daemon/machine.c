@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "copy.h"
 #include "job.h"
@@ -26,6 +27,18 @@ static pthread_t virt_thread;
 static atomic_bool virt_stop_flag;
 static bool virt_running;
 static int lifecycle_cb = -1;
+/* machine_start() waits (bounded) for the first connection attempt, so that the registry is
+ * reconciled before hvwgd takes its bus name and ListMachines is right from the first call */
+static pthread_mutex_t first_mtx = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t first_cond = PTHREAD_COND_INITIALIZER;
+static bool first_done;
+
+static void first_attempt_done(void) {
+        pthread_mutex_lock(&first_mtx);
+        first_done = true;
+        pthread_cond_broadcast(&first_cond);
+        pthread_mutex_unlock(&first_mtx);
+}
 
 /* ---- registry ---- */
 
@@ -339,6 +352,7 @@ static void *virt_main(void *arg) {
                                 pthread_mutex_unlock(&conn_mtx);
                                 next_try = hv_mono_usec() + backoff * 1000000ULL;
                                 backoff = backoff < 30 ? backoff * 2 : 30;
+                                first_attempt_done();
                         } else {
                                 backoff = 1;
                                 (void)virConnectSetKeepAlive(c, 5, 3); /* not every driver has keepalive */
@@ -355,6 +369,7 @@ static void *virt_main(void *arg) {
                                 pthread_mutex_lock(&conn_mtx);
                                 conn = c;
                                 pthread_mutex_unlock(&conn_mtx);
+                                first_attempt_done();
                         }
                 }
                 if (virEventRunDefaultImpl() < 0)
@@ -384,6 +399,16 @@ int machine_start(struct manager *m) {
         if (pthread_create(&virt_thread, NULL, virt_main, m) != 0)
                 return -EAGAIN;
         virt_running = true;
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 10;
+        pthread_mutex_lock(&first_mtx);
+        while (!first_done)
+                if (pthread_cond_timedwait(&first_cond, &first_mtx, &until) == ETIMEDOUT) {
+                        log_warning("libvirt did not answer within 10 s; machines are listed once it does");
+                        break;
+                }
+        pthread_mutex_unlock(&first_mtx);
         return 0;
 }
 

@@ -349,15 +349,16 @@ int main(int argc, char **argv) {
         r = sd_bus_attach_event(m->bus, m->event, SD_EVENT_PRIORITY_NORMAL);
         if (r < 0)
                 goto fail;
+        /* machines are reconciled with libvirt before the name is taken (bounded wait) */
+        r = machine_start(m);
+        if (r < 0) {
+                log_error("cannot start the libvirt thread: %s", strerror(-r));
+                goto out;
+        }
         r = sd_bus_request_name(m->bus, HV_BUS_NAME, 0);
         if (r < 0) {
                 log_error("cannot own the bus name %s: %s (another hvwgd running, or the bus policy does not allow it)",
                           HV_BUS_NAME, strerror(-r));
-                goto out;
-        }
-        r = machine_start(m);
-        if (r < 0) {
-                log_error("cannot start the libvirt thread: %s", strerror(-r));
                 goto out;
         }
         log_info("hvwgd %s ready: images in %s, machines in %s", HVWGD_VERSION, m->conf.image_root, m->conf.machine_root);
