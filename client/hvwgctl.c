@@ -10,12 +10,13 @@
 #include <systemd/sd-bus.h>
 #include <time.h>
 
+#include "names.h"
 #include "util.h"
 
-#define BUS_NAME "org.hepix.hvwg1"
-#define OBJ "/org/hepix/hvwg1"
-#define MGR "org.hepix.hvwg1.Manager"
-#define JOB_IFACE "org.hepix.hvwg1.Job"
+#define BUS_NAME HV_BUS_NAME
+#define OBJ HV_OBJ_PATH
+#define MGR HV_MANAGER_IFACE
+#define JOB_IFACE HV_JOB_IFACE
 
 enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_CANCELED = 3, EXIT_UNREACHABLE = 4 };
 

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <grp.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "fetch.h"
 #include "log.h"
@@ -13,6 +14,21 @@
 
 #define MAX_STRING 4096
 #define MAX_OPTIONS 32
+
+/* A FetchImage call whose file:// source is opened on a thread (a FIFO, a device or a slow
+ * filesystem must never stall the loop); the reply waits for it. It holds the image name. */
+struct source_check {
+        struct manager *m;
+        sd_bus_message *msg;
+        char name[HV_NAME_MAX + 1];
+        char *source;
+        uid_t uid;
+        struct fetch_params fp;
+        int fd;
+        bool world_readable;
+        struct hv_error err;
+        struct source_check *next;
+};
 
 static int reply_error(sd_bus_error *ret, const struct hv_error *e) {
         return sd_bus_error_set(ret, hv_error_name(e), e->msg[0] ? e->msg : strerror(e->err));
@@ -155,14 +171,22 @@ static int next_option(sd_bus_message *msg, const struct opt_spec *specs, size_t
         return sd_bus_error_setf(ret, SD_BUS_ERROR_INVALID_ARGS, "unknown option \"%.64s\" (known: %s)", key, known);
 }
 
-/* Non-root callers may have JobsPerUser jobs at once. */
+/* Bounds at call time: non-root callers may have JobsPerUser jobs at once (queued or running),
+ * and the queue as a whole holds MaxQueuedJobs (root's jobs too). Calls whose source is still
+ * being opened count as jobs. */
 static int check_quota(struct manager *m, uid_t uid, sd_bus_error *ret) {
-        if (uid == 0)
-                return 0;
-        unsigned mine = 0;
-        for (struct job *j = m->jobs; j; j = j->next)
+        unsigned mine = 0, all = m->n_checks;
+        for (struct job *j = m->jobs; j; j = j->next) {
                 mine += j->owner == uid;
-        if (mine >= m->conf.jobs_per_user)
+                all++;
+        }
+        for (struct source_check *c = m->checks; c; c = c->next)
+                mine += c->uid == uid;
+        if (all >= m->conf.max_queued_jobs)
+                return sd_bus_error_setf(ret, SD_BUS_ERROR_LIMITS_EXCEEDED,
+                                         "the job queue is full: %u jobs (MaxQueuedJobs=%u); try again when some have ended", all,
+                                         m->conf.max_queued_jobs);
+        if (uid != 0 && mine >= m->conf.jobs_per_user)
                 return sd_bus_error_setf(ret, SD_BUS_ERROR_LIMITS_EXCEEDED, "uid %u already has %u jobs (JobsPerUser=%u)", (unsigned)uid,
                                          mine, m->conf.jobs_per_user);
         return 0;
@@ -180,7 +204,7 @@ static int parse_fetch_options(struct manager *m, sd_bus_message *msg, struct fe
                 { "sha512", "s" }, { "size", "t" }, { "max_size", "t" }, { "compression", "s" }, { "replace", "b" },
         };
         unsigned n = 0;
-        size_t i;
+        size_t i = 0;
         while ((r = next_option(msg, specs, ELEMENTSOF(specs), &n, &i, ret)) > 0) {
                 const char *key = specs[i].key;
                 if (strcmp(key, "sha512") == 0) {
@@ -247,9 +271,9 @@ static struct job *job_for_target(struct manager *m, enum job_type type, const c
 static int image_busy(struct manager *m, const char *name, sd_bus_error *ret) {
         for (struct job *j = m->jobs; j; j = j->next)
                 if (j->type == JOB_CREATE && strcmp(j->create.image, name) == 0)
-                        return sd_bus_error_setf(ret, "org.hepix.hvwg1.Error.ImageBusy", "image %s is being copied by job %u", name, j->id);
+                        return sd_bus_error_setf(ret, HV_ERROR_IMAGE_BUSY, "image %s is being copied by job %u", name, j->id);
         if (machine_image_in_use(m, name))
-                return sd_bus_error_setf(ret, "org.hepix.hvwg1.Error.ImageBusy", "image %s is used by a machine", name);
+                return sd_bus_error_setf(ret, HV_ERROR_IMAGE_BUSY, "image %s is used by a machine", name);
         return 0;
 }
 
@@ -260,6 +284,88 @@ static int announce_job(struct manager *m, sd_bus_message *msg, struct job *j) {
         int r = sd_bus_reply_method_return(msg, "uo", j->id, j->path);
         job_schedule(m);
         return r;
+}
+
+static void source_check_free(struct source_check *c) {
+        if (c->fd >= 0)
+                close(c->fd);
+        sd_bus_message_unref(c->msg);
+        free(c->source);
+        free(c);
+}
+
+static struct source_check *check_for_name(struct manager *m, const char *name) {
+        for (struct source_check *c = m->checks; c; c = c->next)
+                if (strcmp(c->name, name) == 0)
+                        return c;
+        return NULL;
+}
+
+/* Conflicts of a fetch into `name` with what exists or runs; 0 when it may go ahead. */
+static int fetch_conflicts(struct manager *m, const char *name, bool replace, sd_bus_error *ret) {
+        struct job *other = job_for_target(m, JOB_FETCH, name);
+        if (other)
+                return sd_bus_error_setf(ret, HV_ERROR_IMAGE_BUSY, "image %s is being fetched by job %u", name, other->id);
+        if (check_for_name(m, name))
+                return sd_bus_error_setf(ret, HV_ERROR_IMAGE_BUSY, "image %s is about to be fetched by another call", name);
+        struct image *img = store_find(&m->store, name);
+        if (img && !replace)
+                return sd_bus_error_setf(ret, HV_ERROR_IMAGE_EXISTS, "image %s already exists (pass replace=true to replace it)", name);
+        if (img)
+                return image_busy(m, name, ret);
+        return 0;
+}
+
+/* Makes the job, replies (id, path) to msg and queues it. fd: the opened file source or -1. */
+static int start_fetch_job(struct manager *m, sd_bus_message *msg, const char *name, const char *source, uid_t uid,
+                           const struct fetch_params *fp, int *fd, bool world_readable) {
+        struct job *j = job_new(m, JOB_FETCH, name, source, uid);
+        if (!j)
+                return -ENOMEM;
+        j->fetch = *fp;
+        j->source_fd = *fd;
+        j->source_public = *fd < 0 || world_readable;
+        *fd = -1;
+        log_info("job %u: fetch %s as %s (uid %u)", j->id, j->source_shown, name, (unsigned)uid);
+        return announce_job(m, msg, j);
+}
+
+/* On the loop, when the thread has opened (or failed to open) the source. */
+static void source_checked(struct manager *m, void *data) {
+        struct source_check *c = data;
+        struct source_check **pp = &m->checks;
+        while (*pp != c)
+                pp = &(*pp)->next;
+        *pp = c->next;
+        m->n_checks--;
+        _cleanup_(sd_bus_error_free) sd_bus_error err = SD_BUS_ERROR_NULL;
+        int r;
+        if (c->fd < 0)
+                r = reply_error(&err, &c->err);
+        else if (m->stopping)
+                r = sd_bus_error_setf(&err, SD_BUS_ERROR_FAILED, "hvwgd is shutting down");
+        else
+                r = start_fetch_job(m, c->msg, c->name, c->source, c->uid, &c->fp, &c->fd, c->world_readable);
+        if (r < 0) {
+                char shown[HV_URI_MAX + 8];
+                uri_redact(c->source, shown, sizeof(shown));
+                log_info("FetchImage %s as %s (uid %u) refused: %s", shown, c->name, (unsigned)c->uid,
+                         sd_bus_error_is_set(&err) ? err.message : strerror(-r));
+                if (sd_bus_error_is_set(&err))
+                        sd_bus_reply_method_error(c->msg, &err);
+                else
+                        sd_bus_reply_method_errnof(c->msg, -r, "cannot start the job: %m");
+        }
+        source_check_free(c);
+}
+
+static void *source_check_thread(void *arg) {
+        struct source_check *c = arg;
+        c->fd = fetch_open_file(c->source, &c->m->conf, &c->err);
+        struct stat st;
+        c->world_readable = c->fd >= 0 && fstat(c->fd, &st) == 0 && (st.st_mode & S_IROTH);
+        manager_post(c->m, source_checked, c);
+        return NULL;
 }
 
 static int method_fetch_image(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
@@ -280,40 +386,51 @@ static int method_fetch_image(sd_bus_message *msg, void *ud, sd_bus_error *ret) 
                 return r;
         if (m->stopping)
                 return sd_bus_error_setf(ret, SD_BUS_ERROR_FAILED, "hvwgd is shutting down");
+        struct hv_error e = { 0 };
+        enum uri_scheme scheme;
+        r = fetch_check_uri(source, &m->conf, &scheme, &e);
+        if (r < 0)
+                return reply_error(ret, &e);
         char name[80];
         if (*name_arg)
                 snprintf(name, sizeof(name), "%s", name_arg);
         else {
                 fetch_derive_name(source, name, sizeof(name));
-                if (!hv_name_valid(name))
+                if (!hv_name_valid(name)) {
+                        char shown[HV_URI_MAX + 8];
+                        uri_redact(source, shown, sizeof(shown));
                         return sd_bus_error_setf(ret, SD_BUS_ERROR_INVALID_ARGS,
-                                                 "cannot derive a valid image name from \"%.200s\" (got \"%.80s\"): pass a name",
-                                                 source, name);
+                                                 "cannot derive a valid image name from \"%.200s\": pass a name", shown);
+                }
         }
         if ((r = check_name(name, "image", ret)) < 0)
                 return r;
-        struct hv_error e = { 0 };
-        enum fetch_scheme scheme;
-        r = fetch_check_uri(source, &m->conf, &scheme, &e);
-        if (r < 0)
-                return reply_error(ret, &e);
-        struct job *other = job_for_target(m, JOB_FETCH, name);
-        if (other)
-                return sd_bus_error_setf(ret, "org.hepix.hvwg1.Error.ImageBusy", "image %s is being fetched by job %u", name, other->id);
-        struct image *img = store_find(&m->store, name);
-        if (img && !fp.replace)
-                return sd_bus_error_setf(ret, "org.hepix.hvwg1.Error.ImageExists",
-                                         "image %s already exists (pass replace=true to replace it)", name);
-        if (img && image_busy(m, name, ret) < 0)
-                return -EBUSY;
-        if ((r = check_quota(m, uid, ret)) < 0)
+        if ((r = fetch_conflicts(m, name, fp.replace, ret)) < 0 || (r = check_quota(m, uid, ret)) < 0)
                 return r;
-        struct job *j = job_new(m, JOB_FETCH, name, source, uid);
-        if (!j)
+        int no_fd = -1;
+        if (scheme != URI_FILE)
+                return start_fetch_job(m, msg, name, source, uid, &fp, &no_fd, false);
+        struct source_check *c = calloc(1, sizeof(*c));
+        if (!c || !(c->source = strdup(source))) {
+                free(c);
                 return -ENOMEM;
-        j->fetch = fp;
-        log_info("job %u: fetch %s as %s (uid %u)", j->id, source, name, (unsigned)uid);
-        return announce_job(m, msg, j);
+        }
+        c->m = m;
+        c->msg = sd_bus_message_ref(msg);
+        c->uid = uid;
+        c->fp = fp;
+        c->fd = -1;
+        snprintf(c->name, sizeof(c->name), "%.64s", name); /* checked: at most 64 */
+        pthread_t t;
+        if (pthread_create(&t, NULL, source_check_thread, c) != 0) {
+                source_check_free(c);
+                return sd_bus_error_setf(ret, SD_BUS_ERROR_FAILED, "cannot start a thread to open the source");
+        }
+        pthread_detach(t);
+        c->next = m->checks;
+        m->checks = c;
+        m->n_checks++;
+        return 1; /* the reply comes from source_checked() */
 }
 
 static int method_list_images(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
@@ -339,9 +456,9 @@ static int method_inspect_image(sd_bus_message *msg, void *ud, sd_bus_error *ret
                 return r;
         struct image *img = store_find(&m->store, name);
         if (!img)
-                return sd_bus_error_setf(ret, "org.hepix.hvwg1.Error.NoSuchImage", "no image named %s", name);
+                return sd_bus_error_setf(ret, HV_ERROR_NO_SUCH_IMAGE, "no image named %s", name);
         if (!img->table)
-                return sd_bus_error_setf(ret, "org.hepix.hvwg1.Error.BadPartitionTable",
+                return sd_bus_error_setf(ret, HV_ERROR_BAD_PARTITION_TABLE,
                                          "image %s could not be inspected (see the daemon log)", name);
         sd_bus_message *reply = NULL;
         r = sd_bus_message_new_method_return(msg, &reply);
@@ -368,7 +485,7 @@ static int method_remove_image(sd_bus_message *msg, void *ud, sd_bus_error *ret)
                 return r;
         struct job *j = job_for_target(m, JOB_FETCH, name);
         if (j && store_find(&m->store, name))
-                return sd_bus_error_setf(ret, "org.hepix.hvwg1.Error.ImageBusy", "image %s is being replaced by job %u", name, j->id);
+                return sd_bus_error_setf(ret, HV_ERROR_IMAGE_BUSY, "image %s is being replaced by job %u", name, j->id);
         if (store_find(&m->store, name) && (r = image_busy(m, name, ret)) < 0)
                 return r;
         struct hv_error e = { 0 };
@@ -408,7 +525,7 @@ static int method_cancel_job(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
                 return r;
         struct job *j = job_find(m, id);
         if (!j)
-                return sd_bus_error_setf(ret, "org.hepix.hvwg1.Error.NoSuchJob", "no job with id %u", id);
+                return sd_bus_error_setf(ret, HV_ERROR_NO_SUCH_JOB, "no job with id %u", id);
         log_info("job %u: cancel requested", id);
         job_cancel(j);
         return sd_bus_reply_method_return(msg, "");
@@ -439,7 +556,7 @@ static int method_create_machine(sd_bus_message *msg, void *ud, sd_bus_error *re
                 { "start", "b" },
         };
         unsigned n = 0;
-        size_t i;
+        size_t i = 0;
         while ((r = next_option(msg, specs, ELEMENTSOF(specs), &n, &i, ret)) > 0) {
                 const char *key = specs[i].key;
                 if (!strcmp(key, "memory_mib")) {
@@ -487,12 +604,12 @@ static int method_create_machine(sd_bus_message *msg, void *ud, sd_bus_error *re
         if (m->stopping)
                 return sd_bus_error_setf(ret, SD_BUS_ERROR_FAILED, "hvwgd is shutting down");
         if (!store_find(&m->store, image))
-                return sd_bus_error_setf(ret, "org.hepix.hvwg1.Error.NoSuchImage", "no image named %s", image);
+                return sd_bus_error_setf(ret, HV_ERROR_NO_SUCH_IMAGE, "no image named %s", image);
         struct job *other = job_for_target(m, JOB_FETCH, image);
         if (other)
-                return sd_bus_error_setf(ret, "org.hepix.hvwg1.Error.ImageBusy", "image %s is being replaced by job %u", image, other->id);
+                return sd_bus_error_setf(ret, HV_ERROR_IMAGE_BUSY, "image %s is being replaced by job %u", image, other->id);
         if (machine_exists(m, name) || job_for_target(m, JOB_CREATE, name))
-                return sd_bus_error_setf(ret, "org.hepix.hvwg1.Error.MachineExists", "machine %s already exists", name);
+                return sd_bus_error_setf(ret, HV_ERROR_MACHINE_EXISTS, "machine %s already exists", name);
         if ((r = check_quota(m, uid, ret)) < 0)
                 return r;
         cp.cores = cores;
@@ -533,7 +650,7 @@ static int method_destroy_machine(sd_bus_message *msg, void *ud, sd_bus_error *r
                 return r;
         static const struct opt_spec specs[] = { { "keep_disks", "b" } };
         unsigned n = 0;
-        size_t i;
+        size_t i = 0;
         while ((r = next_option(msg, specs, ELEMENTSOF(specs), &n, &i, ret)) > 0) {
                 int b;
                 if ((r = sd_bus_message_read(msg, "v", "b", &b)) < 0 || (r = sd_bus_message_exit_container(msg)) < 0)
@@ -595,7 +712,7 @@ static int job_prop(sd_bus *bus, const char *path, const char *iface, const char
         if (strcmp(prop, "Target") == 0)
                 return sd_bus_message_append(reply, "s", j->target);
         if (strcmp(prop, "Source") == 0)
-                return sd_bus_message_append(reply, "s", j->source);
+                return sd_bus_message_append(reply, "s", j->source_shown);
         if (strcmp(prop, "Progress") == 0)
                 return sd_bus_message_append(reply, "d", job_progress(j));
         pthread_mutex_lock(&j->mtx);

@@ -26,6 +26,38 @@ void hv_conf_defaults(struct hv_conf *c) {
         c->max_redirects = 10;
         strcpy(c->inflate, "isal");
         c->jobs_per_user = 8;
+        c->max_queued_jobs = 256;
+        c->low_speed_limit = 10 * 1024;
+        c->low_speed_time_sec = 60;
+}
+
+/* A gzip stream of a raw image is at most a little larger than the image (stored blocks cost
+ * 5 bytes per 64 KiB); 1/64 plus 1 MiB covers that with room to spare. */
+uint64_t hv_conf_max_download(const struct hv_conf *c) {
+        if (c->max_download_size)
+                return c->max_download_size;
+        return c->max_image_size + c->max_image_size / 64 + (1ULL << 20);
+}
+
+unsigned hv_conf_running_per_user(const struct hv_conf *c) {
+        if (c->running_per_user)
+                return c->running_per_user;
+        return c->max_concurrent > 1 ? c->max_concurrent - 1 : 1;
+}
+
+static int parse_bool(const char *v, bool *ret) {
+        static const char *const yes[] = { "yes", "true", "on", "1" }, *const no[] = { "no", "false", "off", "0" };
+        for (size_t i = 0; i < ELEMENTSOF(yes); i++) {
+                if (strcmp(v, yes[i]) == 0) {
+                        *ret = true;
+                        return 0;
+                }
+                if (strcmp(v, no[i]) == 0) {
+                        *ret = false;
+                        return 0;
+                }
+        }
+        return -EINVAL;
 }
 
 enum section { SEC_NONE, SEC_STORAGE, SEC_MACHINE, SEC_FETCH };
@@ -169,12 +201,25 @@ static int apply(struct hv_conf *c, enum section sec, const char *k, const char 
                         { "StallTimeoutSec", &c->stall_timeout_sec, 1, 86400 },
                         { "MaxRedirects", &c->max_redirects, 0, 50 },
                         { "JobsPerUser", &c->jobs_per_user, 1, 1024 },
+                        { "RunningJobsPerUser", &c->running_per_user, 0, 64 },
+                        { "MaxQueuedJobs", &c->max_queued_jobs, 1, 65536 },
+                        { "LowSpeedTimeSec", &c->low_speed_time_sec, 1, 86400 },
+                        { "MaxDownloadTimeSec", &c->max_download_time_sec, 0, 30 * 86400 },
                 };
                 for (size_t i = 0; i < ELEMENTSOF(nums); i++)
                         if (strcmp(k, nums[i].key) == 0) {
                                 *why = "expected a whole number in range";
                                 return hv_parse_uint(v, nums[i].min, nums[i].max, nums[i].dst) ?: 1;
                         }
+                *why = "expected a size such as 80G (suffixes K, M, G, T; 0 = derived from MaxImageSize)";
+                if (strcmp(k, "MaxDownloadSize") == 0)
+                        return hv_parse_size(v, &c->max_download_size) ?: 1;
+                *why = "expected bytes per second such as 10K (0 = off)";
+                if (strcmp(k, "LowSpeedLimit") == 0)
+                        return hv_parse_size(v, &c->low_speed_limit) ?: 1;
+                *why = "expected yes or no";
+                if (strcmp(k, "AllowLoopbackRedirects") == 0)
+                        return parse_bool(v, &c->allow_loopback_redirects) ?: 1;
                 if (strcmp(k, "Inflate") == 0) {
                         *why = "expected isal or zlib";
                         return set_choice(c->inflate, sizeof(c->inflate), v, infl) ?: 1;

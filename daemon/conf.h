@@ -32,8 +32,19 @@ struct hv_conf {
         char inflate[16];          /* isal | zlib */
         char ca_path[512];         /* empty: the system default */
         char proxy[512];           /* empty: libcurl's standard environment variables */
-        unsigned jobs_per_user;    /* non-root callers */
+        unsigned jobs_per_user;    /* non-root callers: jobs queued or running */
+        unsigned running_per_user; /* non-root callers: running jobs; 0 = MaxConcurrent - 1 (at least 1) */
+        unsigned max_queued_jobs;  /* all callers, root included */
+        uint64_t max_download_size;    /* compressed bytes; 0 = derived from MaxImageSize */
+        uint64_t low_speed_limit;      /* bytes/s averaged over low_speed_time_sec; 0 = off */
+        unsigned low_speed_time_sec;
+        unsigned max_download_time_sec; /* 0 = no overall deadline */
+        bool allow_loopback_redirects;
 };
+
+/* The effective bounds the derived defaults stand for. */
+uint64_t hv_conf_max_download(const struct hv_conf *c);
+unsigned hv_conf_running_per_user(const struct hv_conf *c);
 
 typedef void (*hv_conf_warn_fn)(const char *file, unsigned line, const char *msg, void *userdata);
 

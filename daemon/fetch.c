@@ -1,8 +1,10 @@
-/* fetch.c: reading image sources. file:// is opened with openat2(RESOLVE_BENEATH) below an
- * allowed directory so neither ".." nor a symlink can lead out of it. */
+/* fetch.c: reading image sources. file:// is opened beneath an allowed directory so neither
+ * ".." nor a symlink can lead out of it; http(s) goes through libcurl with bounds on size, rate,
+ * time and where redirects may lead. */
 #define _GNU_SOURCE
 #include "fetch.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -12,116 +14,189 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
+#include "log.h"
+
 #define READ_CHUNK (256 * 1024)
+#define MAX_SYMLINKS 40 /* the kernel's own bound */
+#define MAX_WALK_DEPTH 256
 
 int fetch_global_init(void) {
         return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -EIO;
 }
 
-static int hexval(char c) {
-        if (c >= '0' && c <= '9') return c - '0';
-        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-        return -1;
-}
-
-/* file:///path or file://localhost/path, percent-decoded. */
-static int file_uri_path(const char *uri, char *out, size_t len) {
-        const char *p = uri + strlen("file://");
-        if (strncmp(p, "localhost/", 10) == 0)
-                p += 9;
-        if (*p != '/')
-                return -EINVAL;
-        size_t o = 0;
-        for (; *p; p++) {
-                char c = *p;
-                if (c == '?' || c == '#')
-                        return -EINVAL;
-                if (c == '%') {
-                        int a = hexval(p[1]), b = a >= 0 ? hexval(p[2]) : -1;
-                        if (a < 0 || b < 0 || (a == 0 && b == 0))
-                                return -EINVAL;
-                        c = (char)(a * 16 + b);
-                        p += 2;
-                }
-                if (o + 1 >= len)
-                        return -ENAMETOOLONG;
-                out[o++] = c;
-        }
-        out[o] = 0;
-        return 0;
-}
-
-static long sys_openat2(int dirfd, const char *path, struct open_how *how) {
-        return syscall(SYS_openat2, dirfd, path, how, sizeof(*how));
-}
-
-/* Opens the file of a file:// URI beneath one of the allowed directories. */
-static int open_file_source(const char *uri, const struct hv_conf *c, struct hv_error *e) {
+int fetch_check_uri(const char *uri, const struct hv_conf *c, enum uri_scheme *scheme, struct hv_error *e) {
+        int r = uri_scheme(uri, scheme, e);
+        if (r < 0 || *scheme != URI_FILE)
+                return r;
         char path[PATH_MAX];
-        if (file_uri_path(uri, path, sizeof(path)) < 0)
-                return hv_fail(e, HV_E_INVALID_ARGS, EINVAL, "malformed file URI %s (expected file:///absolute/path)", uri);
+        if (uri_file_path(uri, path, sizeof(path)) < 0)
+                return hv_fail(e, HV_E_INVALID_ARGS, EINVAL, "malformed file URI (expected file:///absolute/path)");
         if (c->n_allowed_source_dirs == 0)
                 return hv_fail(e, HV_E_SOURCE_NOT_ALLOWED, EPERM,
                                "file:// sources are disabled: no AllowedSourceDirs in the configuration");
-        for (unsigned i = 0; i < c->n_allowed_source_dirs; i++) {
-                const char *dir = c->allowed_source_dirs[i];
-                size_t dl = strlen(dir);
-                while (dl > 1 && dir[dl - 1] == '/')
-                        dl--;
-                if (strncmp(path, dir, dl) != 0 || (path[dl] != '/' && dl != 1))
-                        continue;
-                const char *rel = path + dl;
-                while (*rel == '/')
-                        rel++;
-                if (!*rel)
-                        continue;
-                int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-                if (dfd < 0)
-                        continue;
-                struct open_how how = { .flags = O_RDONLY | O_CLOEXEC | O_NOCTTY, .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS };
-                long fd = sys_openat2(dfd, rel, &how);
-                int err = errno;
-                close(dfd);
-                if (fd < 0 && err == ENOSYS)
-                        return hv_fail(e, HV_E_SOURCE_NOT_ALLOWED, EPERM, "file:// needs openat2() (Linux 5.6+) to confine sources");
-                if (fd < 0 && err == EXDEV)
-                        return hv_fail(e, HV_E_SOURCE_NOT_ALLOWED, EPERM,
-                                       "%s leads outside the allowed source directory %s (via .. or a symlink)", path, dir);
-                if (fd < 0)
-                        return hv_fail_errno(e, HV_E_FETCH_FAILED, err == ENOSPC ? EIO : err, "cannot open %s", path);
-                struct stat st;
-                if (fstat((int)fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-                        close((int)fd);
-                        return hv_fail(e, HV_E_FETCH_FAILED, EINVAL, "%s is not a regular file", path);
-                }
-                return (int)fd;
-        }
-        return hv_fail(e, HV_E_SOURCE_NOT_ALLOWED, EPERM, "%s is not under an allowed source directory (AllowedSourceDirs)", path);
+        const char *rel;
+        if (uri_allowed_dir(path, c->allowed_source_dirs, c->n_allowed_source_dirs, &rel) < 0)
+                return hv_fail(e, HV_E_SOURCE_NOT_ALLOWED, EPERM, "%s is not under an allowed source directory (AllowedSourceDirs)",
+                               path);
+        return 0;
 }
 
-int fetch_check_uri(const char *uri, const struct hv_conf *c, enum fetch_scheme *scheme, struct hv_error *e) {
-        if (strncmp(uri, "http://", 7) == 0 || strncmp(uri, "https://", 8) == 0) {
-                const char *host = uri + (uri[4] == 's' ? 8 : 7);
-                if (*host == 0 || *host == '/')
-                        return hv_fail(e, HV_E_INVALID_ARGS, EINVAL, "URL %s has no host", uri);
-                for (const char *p = uri; *p; p++)
-                        if ((unsigned char)*p <= 0x20 || *p == 0x7f)
-                                return hv_fail(e, HV_E_INVALID_ARGS, EINVAL, "URL contains a space or control character");
-                *scheme = FETCH_HTTP;
-                return 0;
+#define OPEN_FLAGS (O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)
+
+static void close_all(int *fds, unsigned n) {
+        for (unsigned i = 0; i < n; i++)
+                close(fds[i]);
+}
+
+/* The path walk: a stack of directory fds, ".." pops (never past the base), symlinks are read
+ * and spliced in front of what is left of the path. */
+static int open_beneath_walk(int dirfd, const char *rel) {
+        char rest[PATH_MAX], tmp[PATH_MAX], target[PATH_MAX];
+        if (snprintf(rest, sizeof(rest), "%s", rel) >= (int)sizeof(rest))
+                return -ENAMETOOLONG;
+        int stack[MAX_WALK_DEPTH];
+        unsigned depth = 0, links = 0;
+        stack[depth++] = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
+        if (stack[0] < 0)
+                return -errno;
+        char *p = rest;
+        for (;;) {
+                while (*p == '/')
+                        p++;
+                if (!*p) {
+                        close_all(stack, depth);
+                        return -EISDIR;
+                }
+                char *end = strchrnul(p, '/');
+                char *after = end;
+                while (*after == '/')
+                        after++;
+                bool last = *after == 0;
+                char comp[NAME_MAX + 1];
+                size_t n = (size_t)(end - p);
+                if (n > NAME_MAX) {
+                        close_all(stack, depth);
+                        return -ENAMETOOLONG;
+                }
+                memcpy(comp, p, n);
+                comp[n] = 0;
+                p = after;
+                int top = stack[depth - 1];
+                if (strcmp(comp, ".") == 0) {
+                        if (last) {
+                                close_all(stack, depth);
+                                return -EISDIR;
+                        }
+                        continue;
+                }
+                if (strcmp(comp, "..") == 0) {
+                        if (depth == 1) {
+                                close_all(stack, depth);
+                                return -EXDEV;
+                        }
+                        close(stack[--depth]);
+                        if (last) {
+                                close_all(stack, depth);
+                                return -EISDIR;
+                        }
+                        continue;
+                }
+                int fd = openat(top, comp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+                struct stat st;
+                if (fd < 0 || fstat(fd, &st) < 0) {
+                        int err = errno;
+                        if (fd >= 0)
+                                close(fd);
+                        close_all(stack, depth);
+                        return -err;
+                }
+                if (S_ISLNK(st.st_mode)) {
+                        ssize_t l = readlinkat(fd, "", target, sizeof(target) - 1);
+                        int err = errno;
+                        close(fd);
+                        if (l < 0 || ++links > MAX_SYMLINKS || (l > 0 && target[0] == '/')) {
+                                close_all(stack, depth);
+                                return l < 0 ? -err : (links > MAX_SYMLINKS ? -ELOOP : -EXDEV);
+                        }
+                        target[l] = 0;
+                        if (snprintf(tmp, sizeof(tmp), "%s/%s", target, p) >= (int)sizeof(tmp)) {
+                                close_all(stack, depth);
+                                return -ENAMETOOLONG;
+                        }
+                        memcpy(rest, tmp, strlen(tmp) + 1);
+                        p = rest;
+                        continue;
+                }
+                if (last) {
+                        close(fd);
+                        /* O_NOFOLLOW: a symlink put here since the look above is refused, not followed */
+                        int r = openat(top, comp, OPEN_FLAGS | O_NOFOLLOW);
+                        int err = errno;
+                        close_all(stack, depth);
+                        return r < 0 ? -err : r;
+                }
+                if (!S_ISDIR(st.st_mode) || depth == MAX_WALK_DEPTH) {
+                        close(fd);
+                        close_all(stack, depth);
+                        return S_ISDIR(st.st_mode) ? -ELOOP : -ENOTDIR;
+                }
+                stack[depth++] = fd;
         }
-        if (strncmp(uri, "file://", 7) == 0) {
-                int fd = open_file_source(uri, c, e);
-                if (fd < 0)
-                        return fd;
+}
+
+static atomic_bool openat2_filtered;
+
+int fetch_open_beneath(int dirfd, const char *rel, bool use_openat2) {
+        if (use_openat2 && !atomic_load(&openat2_filtered)) {
+                struct open_how how = { .flags = OPEN_FLAGS, .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS };
+                long fd = syscall(SYS_openat2, dirfd, rel, &how, sizeof(how));
+                if (fd >= 0)
+                        return (int)fd;
+                if (errno != ENOSYS && errno != EPERM)
+                        return -errno;
+                /* a kernel before 5.6, or a seccomp filter that cannot inspect openat2's flags */
+                if (!atomic_exchange(&openat2_filtered, true))
+                        log_info("openat2() is not available (%s): confining file:// sources by walking their paths", strerror(errno));
+        }
+        return open_beneath_walk(dirfd, rel);
+}
+
+int fetch_open_file(const char *uri, const struct hv_conf *c, struct hv_error *e) {
+        enum uri_scheme scheme;
+        int r = fetch_check_uri(uri, c, &scheme, e);
+        if (r < 0)
+                return r;
+        char path[PATH_MAX];
+        const char *rel;
+        if (scheme != URI_FILE || uri_file_path(uri, path, sizeof(path)) < 0)
+                return hv_fail(e, HV_E_INVALID_ARGS, EINVAL, "not a file:// URI");
+        int i = uri_allowed_dir(path, c->allowed_source_dirs, c->n_allowed_source_dirs, &rel);
+        if (i < 0)
+                return hv_fail(e, HV_E_SOURCE_NOT_ALLOWED, EPERM, "%s is not under an allowed source directory", path);
+        const char *dir = c->allowed_source_dirs[i];
+        _cleanup_close_ int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+                return hv_fail_errno(e, HV_E_FETCH_FAILED, errno, "cannot open the allowed source directory %s", dir);
+        int fd = fetch_open_beneath(dfd, rel, true);
+        if (fd == -EXDEV || fd == -ELOOP)
+                return hv_fail(e, HV_E_SOURCE_NOT_ALLOWED, EPERM, "%s leads outside the allowed source directory %s (via .. or a symlink)",
+                               path, dir);
+        if (fd == -EISDIR)
+                return hv_fail(e, HV_E_FETCH_FAILED, EINVAL, "%s is not a regular file", path);
+        if (fd < 0)
+                return hv_fail_errno(e, HV_E_FETCH_FAILED, -fd == ENOSPC ? EIO : -fd, "cannot open %s", path);
+        struct stat st;
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
                 close(fd);
-                *scheme = FETCH_FILE;
-                return 0;
+                return hv_fail(e, HV_E_FETCH_FAILED, EINVAL, "%s is not a regular file", path);
         }
-        if (uri[0] == '/')
-                return hv_fail(e, HV_E_INVALID_ARGS, EINVAL, "source %s is a path, not a URI: write file://%s", uri, uri);
-        return hv_fail(e, HV_E_INVALID_ARGS, EINVAL, "unsupported source %.200s: use http://, https:// or file://", uri);
+        int fl = fcntl(fd, F_GETFL);
+        if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+                int err = errno;
+                close(fd);
+                return hv_fail_errno(e, HV_E_FETCH_FAILED, err, "cannot prepare %s for reading", path);
+        }
+        return fd;
 }
 
 void fetch_derive_name(const char *uri, char *buf, size_t len) {
@@ -151,16 +226,15 @@ void fetch_derive_name(const char *uri, char *buf, size_t len) {
 }
 
 static int run_file(const struct fetch_req *req, struct hv_error *e) {
-        _cleanup_close_ int fd = open_file_source(req->uri, req->conf, e);
-        if (fd < 0)
-                return fd;
+        if (req->fd < 0)
+                return hv_fail(e, HV_E_FETCH_FAILED, EBADF, "the source %s was not opened", req->uri_shown);
         struct stat st;
-        if (fstat(fd, &st) < 0)
+        if (fstat(req->fd, &st) < 0)
                 return hv_fail_errno(e, HV_E_FETCH_FAILED, errno, "cannot stat source");
         int r = req->total(req->userdata, (uint64_t)st.st_size, e);
         if (r < 0)
                 return r;
-        (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+        (void)posix_fadvise(req->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
         _cleanup_free_ uint8_t *buf = malloc(READ_CHUNK);
         if (!buf)
                 return hv_fail(e, HV_E_ERRNO, ENOMEM, "out of memory");
@@ -168,7 +242,7 @@ static int run_file(const struct fetch_req *req, struct hv_error *e) {
         for (;;) {
                 if (atomic_load(req->cancel))
                         return hv_fail(e, HV_E_CANCELED, ECANCELED, "canceled");
-                ssize_t n = read(fd, buf, READ_CHUNK);
+                ssize_t n = pread(req->fd, buf, READ_CHUNK, (off_t)off);
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -183,12 +257,20 @@ static int run_file(const struct fetch_req *req, struct hv_error *e) {
         }
 }
 
+enum curl_abort { ABORT_NONE, ABORT_CANCEL, ABORT_STALL, ABORT_DEADLINE, ABORT_REDIRECT };
+
 struct curl_ctx {
         const struct fetch_req *req;
         struct hv_error *e;
         CURL *curl;
         bool total_sent;
         int r;
+        enum curl_abort abort;
+        uint64_t start_usec, last_data_usec;
+        curl_off_t last_dlnow;
+        unsigned requests;
+        bool first_internal;
+        char redirect_ip[64];
 };
 
 static size_t curl_write(char *p, size_t size, size_t nmemb, void *ud) {
@@ -196,8 +278,6 @@ static size_t curl_write(char *p, size_t size, size_t nmemb, void *ud) {
         size_t n = size * nmemb;
         if (!c->total_sent) {
                 c->total_sent = true;
-                long code = 0;
-                curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &code);
                 curl_off_t cl = -1;
                 curl_easy_getinfo(c->curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
                 c->r = c->req->total(c->req->userdata, cl > 0 ? (uint64_t)cl : 0, c->e);
@@ -208,29 +288,130 @@ static size_t curl_write(char *p, size_t size, size_t nmemb, void *ud) {
         return c->r < 0 ? 0 : n;
 }
 
+/* Called about once a second even when nothing arrives: cancel, stall and the overall deadline. */
 static int curl_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un) {
-        (void)dt; (void)dn; (void)ut; (void)un;
+        (void)dt; (void)ut; (void)un;
         struct curl_ctx *c = ud;
-        return atomic_load(c->req->cancel) ? 1 : 0;
+        const struct hv_conf *cf = c->req->conf;
+        uint64_t now = hv_mono_usec();
+        if (atomic_load(c->req->cancel)) {
+                c->abort = ABORT_CANCEL;
+                return 1;
+        }
+        if (dn != c->last_dlnow) {
+                c->last_dlnow = dn;
+                c->last_data_usec = now;
+        } else if (now - c->last_data_usec > (uint64_t)cf->stall_timeout_sec * 1000000ULL) {
+                c->abort = ABORT_STALL;
+                return 1;
+        }
+        if (cf->max_download_time_sec && now - c->start_usec > (uint64_t)cf->max_download_time_sec * 1000000ULL) {
+                c->abort = ABORT_DEADLINE;
+                return 1;
+        }
+        return 0;
+}
+
+/* Loopback and link-local addresses belong to this host (and its metadata services). */
+static bool host_internal(const char *ip) {
+        struct in_addr a4;
+        struct in6_addr a6;
+        if (inet_pton(AF_INET, ip, &a4) == 1) {
+                uint32_t a = ntohl(a4.s_addr);
+                return (a >> 24) == 127 || (a >> 16) == 0xa9fe || a == 0;
+        }
+        if (inet_pton(AF_INET6, ip, &a6) == 1) {
+                if (IN6_IS_ADDR_LOOPBACK(&a6) || IN6_IS_ADDR_LINKLOCAL(&a6) || IN6_IS_ADDR_UNSPECIFIED(&a6))
+                        return true;
+                if (IN6_IS_ADDR_V4MAPPED(&a6)) {
+                        char v4[INET_ADDRSTRLEN];
+                        return inet_ntop(AF_INET, &a6.s6_addr[12], v4, sizeof(v4)) && host_internal(v4);
+                }
+        }
+        return false;
+}
+
+/* Before each request (the first and every redirect): a redirect may not lead to this host's
+ * own services unless the caller's URL already did (then the caller could name them anyway). */
+static int curl_prereq(void *ud, char *conn_primary_ip, char *conn_local_ip, int conn_primary_port, int conn_local_port) {
+        (void)conn_local_ip; (void)conn_primary_port; (void)conn_local_port;
+        struct curl_ctx *c = ud;
+        bool internal = host_internal(conn_primary_ip);
+        if (c->requests++ == 0) {
+                c->first_internal = internal;
+                return CURL_PREREQFUNC_OK;
+        }
+        if (internal && !c->first_internal && !c->req->conf->allow_loopback_redirects) {
+                snprintf(c->redirect_ip, sizeof(c->redirect_ip), "%s", conn_primary_ip);
+                c->abort = ABORT_REDIRECT;
+                return CURL_PREREQFUNC_ABORT;
+        }
+        return CURL_PREREQFUNC_OK;
+}
+
+static int curl_result(struct curl_ctx *c, CURLcode cr, const char *errbuf) {
+        const struct fetch_req *req = c->req;
+        const struct hv_conf *cf = req->conf;
+        struct hv_error *e = c->e;
+        long code = 0;
+        curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &code);
+        char a[32];
+        if (cr == CURLE_OK && !c->total_sent)
+                return req->total(req->userdata, 0, e); /* an empty body */
+        if (cr == CURLE_OK)
+                return 0;
+        if (cr == CURLE_WRITE_ERROR && c->r < 0)
+                return c->r; /* our own error, already described */
+        switch (c->abort) {
+        case ABORT_CANCEL:
+                return hv_fail(e, HV_E_CANCELED, ECANCELED, "canceled");
+        case ABORT_STALL:
+                return hv_fail(e, HV_E_FETCH_FAILED, ETIMEDOUT, "download stalled: no data for %u s from %s (StallTimeoutSec)",
+                               cf->stall_timeout_sec, req->uri_shown);
+        case ABORT_DEADLINE:
+                return hv_fail(e, HV_E_FETCH_FAILED, ETIMEDOUT, "download of %s did not finish within %u s (MaxDownloadTimeSec)",
+                               req->uri_shown, cf->max_download_time_sec);
+        case ABORT_REDIRECT:
+                return hv_fail(e, HV_E_SOURCE_NOT_ALLOWED, EPERM,
+                               "%s redirected to %s, an address of this host (loopback or link-local): refused "
+                               "(AllowLoopbackRedirects=no)", req->uri_shown, c->redirect_ip);
+        case ABORT_NONE:
+                break;
+        }
+        if (cr == CURLE_HTTP_RETURNED_ERROR)
+                return hv_fail(e, HV_E_FETCH_FAILED, EIO, "HTTP status %ld fetching %s", code, req->uri_shown);
+        if (cr == CURLE_OPERATION_TIMEDOUT && c->total_sent)
+                return hv_fail(e, HV_E_FETCH_FAILED, ETIMEDOUT, "download too slow: below %s/s for %u s from %s (LowSpeedLimit)",
+                               hv_format_size(cf->low_speed_limit, a, sizeof(a)), cf->low_speed_time_sec, req->uri_shown);
+        if (cr == CURLE_TOO_MANY_REDIRECTS)
+                return hv_fail(e, HV_E_FETCH_FAILED, ELOOP, "more than %u redirects fetching %s", cf->max_redirects, req->uri_shown);
+        if (cr == CURLE_UNSUPPORTED_PROTOCOL && curl_easy_getinfo(c->curl, CURLINFO_REDIRECT_COUNT, &code) == CURLE_OK && code > 0)
+                return hv_fail(e, HV_E_SOURCE_NOT_ALLOWED, EPERM, "%s redirected to a scheme that is not allowed (an https source "
+                               "may only redirect to https)", req->uri_shown);
+        return hv_fail(e, HV_E_FETCH_FAILED, EIO, "fetching %s: %s", req->uri_shown, errbuf[0] ? errbuf : curl_easy_strerror(cr));
 }
 
 static int run_http(const struct fetch_req *req, struct hv_error *e) {
         CURL *curl = curl_easy_init();
         if (!curl)
                 return hv_fail(e, HV_E_ERRNO, ENOMEM, "cannot initialise libcurl");
-        struct curl_ctx c = { .req = req, .e = e, .curl = curl };
+        uint64_t now = hv_mono_usec();
+        struct curl_ctx c = { .req = req, .e = e, .curl = curl, .start_usec = now, .last_data_usec = now };
         char errbuf[CURL_ERROR_SIZE] = "";
         const struct hv_conf *cf = req->conf;
+        /* no downgrade: an https source may only be redirected to https */
+        const char *redir = strncmp(req->uri, "https://", 8) == 0 ? "https" : "http,https";
         bool ok = curl_easy_setopt(curl, CURLOPT_URL, req->uri) == CURLE_OK &&
                   curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK &&
-                  curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") == CURLE_OK &&
+                  curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, redir) == CURLE_OK &&
                   curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L) == CURLE_OK &&
                   curl_easy_setopt(curl, CURLOPT_MAXREDIRS, (long)cf->max_redirects) == CURLE_OK &&
                   curl_easy_setopt(curl, CURLOPT_USERAGENT, HV_USER_AGENT) == CURLE_OK &&
                   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, (long)cf->connect_timeout_sec) == CURLE_OK &&
-                  /* a transfer that moves nothing for StallTimeoutSec is stalled */
-                  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L) == CURLE_OK &&
-                  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, (long)cf->stall_timeout_sec) == CURLE_OK &&
+                  /* the minimum average rate; a complete stall is caught sooner by curl_progress */
+                  (!cf->low_speed_limit ||
+                   (curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, (long)cf->low_speed_limit) == CURLE_OK &&
+                    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, (long)cf->low_speed_time_sec) == CURLE_OK)) &&
                   curl_easy_setopt(curl, CURLOPT_FAILONERROR, 1L) == CURLE_OK &&
                   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L) == CURLE_OK &&
                   curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L) == CURLE_OK &&
@@ -242,6 +423,8 @@ static int run_http(const struct fetch_req *req, struct hv_error *e) {
                   curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, curl_progress) == CURLE_OK &&
                   curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &c) == CURLE_OK &&
                   curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L) == CURLE_OK &&
+                  curl_easy_setopt(curl, CURLOPT_PREREQFUNCTION, curl_prereq) == CURLE_OK &&
+                  curl_easy_setopt(curl, CURLOPT_PREREQDATA, &c) == CURLE_OK &&
                   (!cf->ca_path[0] || curl_easy_setopt(curl, CURLOPT_CAINFO, cf->ca_path) == CURLE_OK) &&
                   (!cf->proxy[0] || curl_easy_setopt(curl, CURLOPT_PROXY, cf->proxy) == CURLE_OK);
         if (!ok) {
@@ -249,24 +432,7 @@ static int run_http(const struct fetch_req *req, struct hv_error *e) {
                 return hv_fail(e, HV_E_ERRNO, EINVAL, "cannot configure libcurl");
         }
         CURLcode cr = curl_easy_perform(curl);
-        long code = 0;
-        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
-        int r = 0;
-        if (cr == CURLE_OK && !c.total_sent)
-                r = req->total(req->userdata, 0, e); /* an empty body */
-        else if (cr == CURLE_WRITE_ERROR && c.r < 0)
-                r = c.r; /* our own error, already described */
-        else if (cr == CURLE_ABORTED_BY_CALLBACK)
-                r = hv_fail(e, HV_E_CANCELED, ECANCELED, "canceled");
-        else if (cr == CURLE_HTTP_RETURNED_ERROR)
-                r = hv_fail(e, HV_E_FETCH_FAILED, EIO, "HTTP status %ld fetching %s", code, req->uri);
-        else if (cr == CURLE_OPERATION_TIMEDOUT && c.total_sent)
-                r = hv_fail(e, HV_E_FETCH_FAILED, ETIMEDOUT, "download stalled: no data for %u s from %s",
-                            cf->stall_timeout_sec, req->uri);
-        else if (cr == CURLE_TOO_MANY_REDIRECTS)
-                r = hv_fail(e, HV_E_FETCH_FAILED, ELOOP, "more than %u redirects fetching %s", cf->max_redirects, req->uri);
-        else if (cr != CURLE_OK)
-                r = hv_fail(e, HV_E_FETCH_FAILED, EIO, "fetching %s: %s", req->uri, errbuf[0] ? errbuf : curl_easy_strerror(cr));
+        int r = curl_result(&c, cr, errbuf);
         curl_easy_cleanup(curl);
         return r;
 }

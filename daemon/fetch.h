@@ -3,6 +3,7 @@
 #include <stdatomic.h>
 
 #include "conf.h"
+#include "uri.h"
 
 #define HV_USER_AGENT "hvwgd/" HVWGD_VERSION
 
@@ -10,7 +11,9 @@ typedef int (*fetch_data_fn)(void *userdata, const uint8_t *p, size_t n, struct 
 typedef int (*fetch_total_fn)(void *userdata, uint64_t total, struct hv_error *e);
 
 struct fetch_req {
-        const char *uri;
+        const char *uri;       /* as the caller gave it: used for the transfer only */
+        const char *uri_shown; /* redacted (uri_redact): the only form any message holds */
+        int fd;                /* file://: the source opened by fetch_open_file(); not closed here */
         const struct hv_conf *conf;
         atomic_bool *cancel;
         fetch_data_fn data;    /* every byte of the source, in order */
@@ -18,11 +21,20 @@ struct fetch_req {
         void *userdata;
 };
 
-enum fetch_scheme { FETCH_HTTP, FETCH_FILE };
-
-/* Checks the scheme, and for file:// that the file opens beneath an allowed directory.
- * Refusals: SourceNotAllowed, InvalidArgs; a missing file is FetchFailed. */
-int fetch_check_uri(const char *uri, const struct hv_conf *c, enum fetch_scheme *scheme, struct hv_error *e);
+/* Pure (no I/O, safe on the event loop): the URI's characters and scheme, and for file:// that
+ * its path lies under an allowed directory. Refusals: InvalidArgs, SourceNotAllowed. */
+int fetch_check_uri(const char *uri, const struct hv_conf *c, enum uri_scheme *scheme, struct hv_error *e);
+/* Opens a file:// source beneath its allowed directory (never on the event loop: the path may
+ * sit on a slow filesystem). Opens non-blocking, so a FIFO or device cannot block, and refuses
+ * anything but a regular file. The fd (blocking again, O_CLOEXEC) is the source from then on:
+ * swapping the path afterwards changes nothing. A missing file is FetchFailed. */
+int fetch_open_file(const char *uri, const struct hv_conf *c, struct hv_error *e);
+/* Opens rel beneath dirfd for reading (O_RDONLY|O_NONBLOCK|O_NOCTTY|O_CLOEXEC), refusing with
+ * -EXDEV any ".." or symlink that leads out and any absolute symlink. With use_openat2 it asks
+ * the kernel (openat2 RESOLVE_BENEATH); without, or where a seccomp filter answers openat2 with
+ * ENOSYS/EPERM (systemd's RestrictSUIDSGID= does), it walks the path one component at a time
+ * with O_PATH|O_NOFOLLOW and resolves symlinks itself by the same rules. fd or -errno. */
+int fetch_open_beneath(int dirfd, const char *rel, bool use_openat2);
 /* The image name a source implies: its basename without .gz, then .raw/.img. "" if none. */
 void fetch_derive_name(const char *uri, char *buf, size_t len);
 /* Streams the source to req->data on the calling thread. Cancel is seen within ~100 ms. */

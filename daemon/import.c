@@ -68,6 +68,12 @@ static int on_total(void *ud, uint64_t total, struct hv_error *e) {
         if (fp->have_size && total && total != fp->size)
                 return hv_fail(e, HV_E_SIZE, EBADMSG, "size mismatch: expected %llu bytes, got %llu (the size the source announces)",
                                (unsigned long long)fp->size, (unsigned long long)total);
+        uint64_t max_dl = hv_conf_max_download(p->conf);
+        if (total > max_dl) {
+                char a[32];
+                return hv_fail(e, HV_E_TOO_LARGE, EFBIG, "the download is %llu bytes, more than the limit of %s (MaxDownloadSize)",
+                               (unsigned long long)total, hv_format_size(max_dl, a, sizeof(a)));
+        }
         uint64_t known = fp->have_size ? fp->size : total;
         job_set_bytes(p->job, 0, known);
         if (!known)
@@ -96,6 +102,11 @@ static int on_data(void *ud, const uint8_t *data, size_t n, struct hv_error *e) 
         if (p->fp->have_size && p->read_bytes > p->fp->size)
                 return hv_fail(e, HV_E_SIZE, EBADMSG, "size mismatch: the download is longer than the expected %llu bytes",
                                (unsigned long long)p->fp->size);
+        if (p->read_bytes > hv_conf_max_download(p->conf)) {
+                char a[32];
+                return hv_fail(e, HV_E_TOO_LARGE, EFBIG, "the download exceeds the limit of %s (MaxDownloadSize); stopped after %llu bytes",
+                               hv_format_size(hv_conf_max_download(p->conf), a, sizeof(a)), (unsigned long long)p->read_bytes);
+        }
         if (EVP_DigestUpdate(p->sha, data, n) != 1)
                 return hv_fail(e, HV_E_ERRNO, EIO, "SHA-512 update failed");
         while (n > 0) {
@@ -300,8 +311,8 @@ static int run_pipeline(struct pipeline *p, struct hv_error *e) {
                 r = hv_fail(e, HV_E_ERRNO, EAGAIN, "cannot start the write thread");
                 goto out;
         }
-        struct fetch_req req = { .uri = p->job->source, .conf = p->conf, .cancel = abort,
-                                 .data = on_data, .total = on_total, .userdata = p };
+        struct fetch_req req = { .uri = p->job->source, .uri_shown = p->job->source_shown, .fd = p->job->source_fd,
+                                 .conf = p->conf, .cancel = abort, .data = on_data, .total = on_total, .userdata = p };
         struct hv_error re = { 0 };
         r = fetch_run(&req, &re);
         if (r >= 0) {
@@ -348,8 +359,16 @@ static int verify(struct pipeline *p, char *hex, struct hv_error *e) {
         if (p->fp->have_size && p->read_bytes != p->fp->size)
                 return hv_fail(e, HV_E_SIZE, EBADMSG, "size mismatch: expected %llu bytes, got %llu",
                                (unsigned long long)p->fp->size, (unsigned long long)p->read_bytes);
-        if (p->fp->sha512[0] && strcmp(p->fp->sha512, hex) != 0)
+        if (p->fp->sha512[0] && strcmp(p->fp->sha512, hex) != 0) {
+                /* JobRemoved goes to every bus client: the digest of a file they may not read would
+                 * let them confirm a guess of its contents. The log has it either way. */
+                log_warning("job %u: checksum mismatch: expected sha512 %s, got %s", p->job->id, p->fp->sha512, hex);
+                if (!p->job->source_public)
+                        return hv_fail(e, HV_E_CHECKSUM, EBADMSG,
+                                       "checksum mismatch: expected sha512 %s, got another digest (not shown: the source file "
+                                       "is not world-readable; it is in the daemon's log)", p->fp->sha512);
                 return hv_fail(e, HV_E_CHECKSUM, EBADMSG, "checksum mismatch: expected sha512 %s, got %s", p->fp->sha512, hex);
+        }
         return 0;
 }
 
@@ -411,7 +430,7 @@ int import_run(struct job *j, struct hv_error *e) {
         }
         job_set_phase(j, "inspect");
         img = calloc(1, sizeof(*img));
-        if (!img || !(img->table = calloc(1, sizeof(*img->table))) || !(img->source = strdup(j->source))) {
+        if (!img || !(img->table = calloc(1, sizeof(*img->table))) || !(img->source = strdup(j->source_shown))) {
                 r = hv_fail(e, HV_E_ERRNO, ENOMEM, "out of memory");
                 goto out;
         }
@@ -427,7 +446,12 @@ int import_run(struct job *j, struct hv_error *e) {
         img->size = p->sw.off;
         img->compressed_size = p->read_bytes;
         img->created_usec = hv_now_usec();
-        if (fchmod(p->fd, 0444) < 0) {
+        /* 0440 root:hvwg: an image may come from a file only its owner could read; those who may
+         * fetch (root, hvwg) may read images, nobody else (0400 where the group does not exist) */
+        gid_t gid = j->mgr->hvwg_gid;
+        if (gid != (gid_t)-1 && fchown(p->fd, (uid_t)-1, gid) < 0)
+                log_warning("job %u: cannot give the image to group hvwg: %m", j->id);
+        if (fchmod(p->fd, gid != (gid_t)-1 ? 0440 : 0400) < 0) {
                 r = hv_fail_errno(e, HV_E_ERRNO, errno, "cannot make the image read-only");
                 goto out;
         }
@@ -439,7 +463,7 @@ int import_run(struct job *j, struct hv_error *e) {
         if (r < 0)
                 goto out;
         log_info("image %s published: %llu bytes (%llu allocated) from %s", img->name, (unsigned long long)img->size,
-                 (unsigned long long)img->allocated, j->source);
+                 (unsigned long long)img->allocated, j->source_shown);
         tmp[0] = 0; /* it has its real name now */
         j->image = img;
         img = NULL;

@@ -67,6 +67,12 @@ int inspect_fd(int fd, uint64_t size, struct mbr_table *t, struct hv_error *e) {
                 r = inspect_probe_fs(fd, p->offset, p->size, p->fs, sizeof(p->fs));
                 if (r < 0)
                         return hv_fail_errno(e, HV_E_ERRNO, -r, "probing partition %u", p->number);
+                /* the rule is "no LVM in the guest", whatever the type byte says */
+                if (strcmp(p->fs, "LVM2_member") == 0)
+                        return hv_fail(e, HV_E_LVM, EBADMSG,
+                                       "partition %u (type 0x%02x, LBA %llu+%llu) holds an LVM2 physical volume: the HEPiX image "
+                                       "format does not allow LVM", p->number, p->type, (unsigned long long)(p->offset / 512),
+                                       (unsigned long long)(p->size / 512));
         }
         return 0;
 }

@@ -7,6 +7,7 @@
 
 #include "log.h"
 #include "manager.h"
+#include "uri.h"
 
 #define EMIT_INTERVAL_USEC (100 * 1000ULL)
 
@@ -55,8 +56,14 @@ struct job *job_new(struct manager *m, enum job_type type, const char *target, c
         struct job *j = calloc(1, sizeof(*j));
         if (!j)
                 return NULL;
+        char shown[HV_URI_MAX + 8];
+        uri_redact(source, shown, sizeof(shown));
+        j->source_fd = -1;
         j->source = strdup(source);
-        if (!j->source) {
+        j->source_shown = strdup(shown);
+        if (!j->source || !j->source_shown) {
+                free(j->source);
+                free(j->source_shown);
                 free(j);
                 return NULL;
         }
@@ -78,7 +85,10 @@ struct job *job_new(struct manager *m, enum job_type type, const char *target, c
 static void job_free(struct job *j) {
         pthread_mutex_destroy(&j->mtx);
         image_free(j->image);
+        if (j->source_fd >= 0)
+                close(j->source_fd);
         free(j->source);
+        free(j->source_shown);
         free(j);
 }
 
@@ -95,26 +105,55 @@ static void *worker_main(void *arg) {
         return NULL;
 }
 
-/* Fetch and create jobs each have MaxConcurrent slots; the rest wait in order. */
-void job_schedule(struct manager *m) {
-        unsigned running[2] = { 0, 0 };
+static bool queued(const struct job *j) {
+        return !j->started && !j->finished;
+}
+
+static unsigned running_of(struct manager *m, enum job_type type, uid_t uid, bool any_uid) {
+        unsigned n = 0;
         for (struct job *j = m->jobs; j; j = j->next)
-                if (j->started && !j->finished)
-                        running[j->type]++;
-        for (struct job *j = m->jobs; j && !m->stopping; j = j->next) {
-                if (j->started || j->finished || running[j->type] >= m->conf.max_concurrent)
+                n += j->type == type && j->started && !j->finished && (any_uid || j->owner == uid);
+        return n;
+}
+
+/* The next job to start: the oldest queued job of the first user after `after` (in uid order,
+ * wrapping) who has one and is below the per-user cap. NULL if none may start. */
+static struct job *next_in_turn(struct manager *m, enum job_type type, uid_t after) {
+        unsigned cap = hv_conf_running_per_user(&m->conf);
+        struct job *best = NULL, *wrap = NULL;
+        for (struct job *j = m->jobs; j; j = j->next) {
+                if (j->type != type || !queued(j))
                         continue;
-                if (pthread_create(&j->thread, NULL, worker_main, j) != 0) {
-                        log_error("cannot start a worker thread for job %u: %m", j->id);
-                        pthread_mutex_lock(&j->mtx);
-                        j->result = hv_fail(&j->err, HV_E_ERRNO, EAGAIN, "cannot start a worker thread");
-                        j->finished = true;
-                        pthread_mutex_unlock(&j->mtx);
-                        manager_poke(m);
+                if (j->owner != 0 && running_of(m, type, j->owner, false) >= cap)
                         continue;
+                if (j->owner > after && (!best || j->owner < best->owner))
+                        best = j;
+                if (!wrap || j->owner < wrap->owner)
+                        wrap = j;
+        }
+        return best ? best : wrap;
+}
+
+void job_schedule(struct manager *m) {
+        if (m->stopping)
+                return;
+        for (int type = JOB_FETCH; type <= JOB_CREATE; type++) {
+                while (running_of(m, type, 0, true) < m->conf.max_concurrent) {
+                        struct job *j = next_in_turn(m, type, m->last_served[type]);
+                        if (!j)
+                                break;
+                        m->last_served[type] = j->owner;
+                        j->started = true;
+                        if (pthread_create(&j->thread, NULL, worker_main, j) != 0) {
+                                log_error("cannot start a worker thread for job %u: %m", j->id);
+                                j->started = false;
+                                pthread_mutex_lock(&j->mtx);
+                                j->result = hv_fail(&j->err, HV_E_ERRNO, EAGAIN, "cannot start a worker thread");
+                                j->finished = true;
+                                pthread_mutex_unlock(&j->mtx);
+                                manager_poke(m);
+                        }
                 }
-                j->started = true;
-                running[j->type]++;
         }
 }
 
@@ -167,9 +206,10 @@ static void finish(struct manager *m, struct job *j) {
                 pthread_join(j->thread, NULL);
         const char *result = result_of(j);
         if (strcmp(result, "failed") == 0)
-                log_warning("job %u (%s %s) failed: %s", j->id, job_type_name(j->type), j->target, j->err.msg);
+                log_warning("job %u (%s %s) failed (uid %u): %s", j->id, job_type_name(j->type), j->target, (unsigned)j->owner,
+                            j->err.msg);
         else
-                log_info("job %u (%s %s) %s", j->id, job_type_name(j->type), j->target, result);
+                log_info("job %u (%s %s) %s (uid %u)", j->id, job_type_name(j->type), j->target, result, (unsigned)j->owner);
         if (j->image) {
                 store_insert(&m->store, j->image);
                 j->image = NULL;

@@ -26,7 +26,10 @@ struct job {
         uint32_t id;
         enum job_type type;
         char target[65];
-        char *source;
+        char *source;        /* as the caller gave it: only the fetch itself uses it */
+        char *source_shown;  /* redacted: the Source property, logs, metadata, messages */
+        int source_fd;       /* file://: the source opened when the call was checked, else -1 */
+        bool source_public;  /* a digest of it may be shown to anyone (http(s), world-readable file) */
         char path[64];
         uid_t owner;
         struct manager *mgr;
@@ -60,7 +63,9 @@ void job_set_bytes(struct job *j, uint64_t done, uint64_t total);
 
 /* Loop side. */
 struct job *job_new(struct manager *m, enum job_type type, const char *target, const char *source, uid_t owner);
-/* Starts queued jobs while there are free slots. */
+/* Starts queued jobs while there are free slots: per type MaxConcurrent slots, taken in turn
+ * by the users with queued jobs (round robin by uid), a non-root user holding at most
+ * RunningJobsPerUser of them. */
 void job_schedule(struct manager *m);
 int job_cancel(struct job *j);
 struct job *job_find(struct manager *m, uint32_t id);

@@ -712,7 +712,7 @@ int machine_destroy(struct manager *m, sd_bus_message *msg, const char *name, bo
                 x->destroying = true;
         pthread_mutex_unlock(&reg_mtx);
         if (!x)
-                return sd_bus_error_setf(ret, "org.hepix.hvwg1.Error.NoSuchMachine", "no machine named %s", name);
+                return sd_bus_error_setf(ret, HV_ERROR_NO_SUCH_MACHINE, "no machine named %s", name);
         if (busy)
                 return sd_bus_error_setf(ret, SD_BUS_ERROR_FAILED, "machine %s is already being destroyed", name);
         struct destroy_req *d = calloc(1, sizeof(*d));

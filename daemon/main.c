@@ -151,6 +151,10 @@ static void print_conf(const struct hv_conf *c) {
         printf("[Fetch]\nMaxConcurrent=%u\nConnectTimeoutSec=%u\nStallTimeoutSec=%u\nMaxRedirects=%u\nInflate=%s\nCAPath=%s\nProxy=%s\nJobsPerUser=%u\n",
                c->max_concurrent, c->connect_timeout_sec, c->stall_timeout_sec, c->max_redirects, c->inflate, c->ca_path, c->proxy,
                c->jobs_per_user);
+        printf("RunningJobsPerUser=%u\nMaxQueuedJobs=%u\nLowSpeedLimit=%llu\nLowSpeedTimeSec=%u\nMaxDownloadTimeSec=%u\n"
+               "MaxDownloadSize=%llu\nAllowLoopbackRedirects=%s\n",
+               hv_conf_running_per_user(c), c->max_queued_jobs, (unsigned long long)c->low_speed_limit, c->low_speed_time_sec,
+               c->max_download_time_sec, (unsigned long long)hv_conf_max_download(c), c->allow_loopback_redirects ? "yes" : "no");
 }
 
 /* The scratch formatter on its own, for benchmarks and debugging: the same code CreateMachine uses. */
@@ -281,6 +285,11 @@ int main(int argc, char **argv) {
         struct manager *m = &mgr;
         m->wake_fd = -1;
         pthread_mutex_init(&m->tasks_mtx, NULL);
+        /* job ids start at a random point below 2^30: a client waiting across a restart never
+         * takes another job's JobRemoved for its own */
+        uint8_t rnd[16];
+        hv_uuid_random(rnd);
+        m->next_job_id = ((uint32_t)rnd[0] | (uint32_t)rnd[1] << 8 | (uint32_t)rnd[2] << 16 | (uint32_t)(rnd[3] & 0x3f) << 24);
         struct hv_error e = { 0 };
         hv_conf_defaults(&m->conf);
         int r = hv_conf_load(&m->conf, config ? config : DEFAULT_CONFIG, config != NULL, conf_warn, NULL, &e);

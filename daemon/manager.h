@@ -6,13 +6,9 @@
 #include "conf.h"
 #include "job.h"
 #include "machine.h"
+#include "names.h"
 #include "store.h"
 
-#define HV_BUS_NAME "org.hepix.hvwg1"
-#define HV_OBJ_PATH "/org/hepix/hvwg1"
-#define HV_JOB_PREFIX "/org/hepix/hvwg1/job"
-#define HV_MANAGER_IFACE "org.hepix.hvwg1.Manager"
-#define HV_JOB_IFACE "org.hepix.hvwg1.Job"
 
 struct manager {
         sd_event *event;
@@ -22,7 +18,10 @@ struct manager {
         char hypervisor[16];   /* effective: auto resolved at start-up */
         gid_t hvwg_gid;        /* (gid_t)-1 when the group does not exist */
         struct job *jobs;
-        uint32_t next_job_id;
+        uint32_t next_job_id;           /* random start: ids do not repeat across restarts */
+        uid_t last_served[2];           /* round robin between users, per job type */
+        struct source_check *checks;    /* FetchImage calls whose file:// source is being opened */
+        unsigned n_checks;
         int wake_fd;
         sd_event_source *wake_source;
         sd_event_source *rate_timer;

@@ -93,10 +93,34 @@ static int check_overlaps(const struct mbr_table *t, struct hv_error *e) {
         return 0;
 }
 
+/* A logical partition must not hold an extended boot record: a guest writing to it would
+ * rewrite the table that describes the partitions after it. */
+static int check_ebrs_free(const struct mbr_table *t, const uint64_t *ebrs, const unsigned *described, unsigned n_ebrs,
+                           struct hv_error *e) {
+        for (unsigned i = 0; i < t->n; i++) {
+                const struct mbr_part *p = &t->parts[i];
+                if (p->number < 5)
+                        continue;
+                uint64_t start = p->offset / SECTOR, end = start + p->size / SECTOR;
+                for (unsigned k = 0; k < n_ebrs; k++) {
+                        if (ebrs[k] < start || ebrs[k] >= end)
+                                continue;
+                        char what[64] = "";
+                        if (described[k])
+                                snprintf(what, sizeof(what), " (the one describing logical partition %u)", described[k]);
+                        return refuse(e, "logical partition %u (type 0x%02x, LBA %llu+%llu) covers the extended boot record at LBA %llu%s",
+                                      p->number, p->type, (unsigned long long)start, (unsigned long long)(end - start),
+                                      (unsigned long long)ebrs[k], what);
+                }
+        }
+        return 0;
+}
+
 static int walk_ebr_chain(const struct mbr_part *ext, uint64_t image_size, mbr_read_fn rd, void *ud,
                           struct mbr_table *t, struct hv_error *e) {
         uint64_t ext_start = ext->offset / SECTOR, ext_end = ext_start + ext->size / SECTOR;
         uint64_t seen[MBR_MAX_LOGICAL + 1];
+        unsigned described[MBR_MAX_LOGICAL + 1];
         unsigned n_seen = 0, number = 5;
         uint64_t ebr = ext_start;
         uint8_t sec[SECTOR];
@@ -111,6 +135,7 @@ static int walk_ebr_chain(const struct mbr_part *ext, uint64_t image_size, mbr_r
                                               (unsigned long long)ebr, number - 1);
                 if (n_seen > MBR_MAX_LOGICAL)
                         return refuse(e, "extended partition %u chains more than %d logical partitions", ext->number, MBR_MAX_LOGICAL);
+                described[n_seen] = 0;
                 seen[n_seen++] = ebr;
                 int r = rd(ud, ebr * SECTOR, sec, SECTOR);
                 if (r < 0)
@@ -142,6 +167,7 @@ static int walk_ebr_chain(const struct mbr_part *ext, uint64_t image_size, mbr_r
                         r = add_part(t, image_size, number, &lg, start, false, e);
                         if (r < 0)
                                 return r;
+                        described[n_seen - 1] = number;
                         if (start + lg.count > ext_end)
                                 return refuse(e, "logical partition %u (type 0x%02x, LBA %llu+%u) ends past its extended partition %u (LBA %llu+%llu)",
                                               number, lg.type, (unsigned long long)start, lg.count, ext->number,
@@ -150,7 +176,7 @@ static int walk_ebr_chain(const struct mbr_part *ext, uint64_t image_size, mbr_r
                 } else if (!entry_empty(&lg) && lg.count != 0)
                         return refuse(e, "extended boot record at LBA %llu has an entry of type 0 with a size", (unsigned long long)ebr);
                 if (nx.type == 0 && nx.lba == 0 && nx.count == 0)
-                        return 0;
+                        return check_overlaps(t, e) ?: check_ebrs_free(t, seen, described, n_seen, e);
                 if (!mbr_is_extended_type(nx.type))
                         return refuse(e, "extended boot record at LBA %llu links to type 0x%02x (expected an extended type)",
                                       (unsigned long long)ebr, nx.type);

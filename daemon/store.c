@@ -13,6 +13,7 @@
 
 #include "inspect.h"
 #include "log.h"
+#include "uri.h"
 
 void image_free(struct image *img) {
         if (!img)
@@ -22,7 +23,20 @@ void image_free(struct image *img) {
         free(img);
 }
 
+static bool clean_value(const char *v) {
+        for (; *v; v++)
+                if ((unsigned char)*v < 0x20 || *v == 0x7f)
+                        return false;
+        return true;
+}
+
 char *image_meta_format(const struct image *img) {
+        /* one key per line: a value with a newline could forge keys (defence in depth: names and
+         * URIs are checked before they get here) */
+        if (!clean_value(img->name) || !clean_value(img->sha512) || (img->source && !clean_value(img->source))) {
+                errno = EINVAL;
+                return NULL;
+        }
         char *buf = NULL;
         size_t len = 0;
         FILE *f = open_memstream(&buf, &len);
@@ -47,7 +61,30 @@ char *image_meta_format(const struct image *img) {
         return buf;
 }
 
+/* A whole decimal number, nothing else. */
+static bool parse_u64(const char *v, uint64_t *ret) {
+        if (*v < '0' || *v > '9')
+                return false;
+        uint64_t x = 0;
+        for (; *v; v++) {
+                if (*v < '0' || *v > '9' || x > (UINT64_MAX - (uint64_t)(*v - '0')) / 10)
+                        return false;
+                x = x * 10 + (uint64_t)(*v - '0');
+        }
+        *ret = x;
+        return true;
+}
+
+static bool is_sha512(const char *v) {
+        return *v == 0 || (strlen(v) == 128 && strspn(v, "0123456789abcdef") == 128);
+}
+
+/* The metadata is trusted only as written: an unknown key, a key twice (but partition), a
+ * malformed value, a control character or a name other than the file's is a refusal, and the
+ * caller then re-inspects the image instead. */
 int image_meta_parse(struct image *img, const char *text) {
+        static const char *const keys[] = { "name", "source", "sha512", "size", "compressed_size", "created_usec", "inode", "table" };
+        bool seen[ELEMENTSOF(keys)] = { false };
         const char *p = text;
         while (*p) {
                 const char *nl = strchrnul(p, '\n');
@@ -60,25 +97,44 @@ int image_meta_parse(struct image *img, const char *text) {
                 p = *nl ? nl + 1 : nl;
                 if (line[0] == '#' || line[0] == 0)
                         continue;
+                if (!clean_value(line))
+                        return -EINVAL;
                 char *eq = strchr(line, '=');
                 if (!eq)
                         return -EINVAL;
                 *eq = 0;
                 const char *k = line, *v = eq + 1;
-                unsigned long long u;
-                if (strcmp(k, "source") == 0) {
+                size_t ki = ELEMENTSOF(keys);
+                for (size_t i = 0; i < ELEMENTSOF(keys); i++)
+                        if (strcmp(k, keys[i]) == 0)
+                                ki = i;
+                if (ki < ELEMENTSOF(keys)) {
+                        if (seen[ki])
+                                return -EINVAL;
+                        seen[ki] = true;
+                }
+                uint64_t u;
+                if (strcmp(k, "name") == 0) {
+                        if (!hv_name_valid(v) || (img->name[0] && strcmp(img->name, v) != 0))
+                                return -EINVAL;
+                        snprintf(img->name, sizeof(img->name), "%s", v);
+                } else if (strcmp(k, "source") == 0) {
+                        if (strlen(v) > HV_URI_MAX)
+                                return -EINVAL;
                         free(img->source);
                         if (!(img->source = strdup(v)))
                                 return -ENOMEM;
                 } else if (strcmp(k, "sha512") == 0) {
+                        if (!is_sha512(v))
+                                return -EINVAL;
                         snprintf(img->sha512, sizeof(img->sha512), "%s", v);
-                } else if (strcmp(k, "size") == 0 && sscanf(v, "%llu", &u) == 1) {
+                } else if (strcmp(k, "size") == 0 && parse_u64(v, &u)) {
                         img->size = u;
-                } else if (strcmp(k, "compressed_size") == 0 && sscanf(v, "%llu", &u) == 1) {
+                } else if (strcmp(k, "compressed_size") == 0 && parse_u64(v, &u)) {
                         img->compressed_size = u;
-                } else if (strcmp(k, "created_usec") == 0 && sscanf(v, "%llu", &u) == 1) {
+                } else if (strcmp(k, "created_usec") == 0 && parse_u64(v, &u)) {
                         img->created_usec = u;
-                } else if (strcmp(k, "inode") == 0 && sscanf(v, "%llu", &u) == 1) {
+                } else if (strcmp(k, "inode") == 0 && parse_u64(v, &u)) {
                         img->inode = u;
                 } else if (strcmp(k, "table") == 0) {
                         if (strcmp(v, "mbr") != 0)
@@ -90,10 +146,12 @@ int image_meta_parse(struct image *img, const char *text) {
                                 return -EINVAL;
                         struct mbr_part *pt = &img->table->parts[img->table->n];
                         unsigned num, type;
-                        int boot, ext;
+                        int boot, ext, end = 0;
                         unsigned long long off, size;
                         char fs[32];
-                        if (sscanf(v, "%u %u %d %d %llu %llu %31s", &num, &type, &boot, &ext, &off, &size, fs) != 7 || type > 255)
+                        if (sscanf(v, "%u %u %d %d %llu %llu %31s%n", &num, &type, &boot, &ext, &off, &size, fs, &end) != 7 ||
+                            v[end] != 0 || type > 255 || num == 0 || num > MBR_MAX_PARTS || (boot != 0 && boot != 1) ||
+                            (ext != 0 && ext != 1))
                                 return -EINVAL;
                         memset(pt, 0, sizeof(*pt));
                         pt->number = num;
@@ -107,8 +165,8 @@ int image_meta_parse(struct image *img, const char *text) {
                         img->table->n++;
                         if (pt->bootable)
                                 img->table->n_bootable++;
-                }
-                /* other keys (name, future ones) are informational */
+                } else
+                        return -EINVAL; /* an unknown key, or a number that is not one */
         }
         return 0;
 }
@@ -169,6 +227,18 @@ static struct image *load_image(const char *root, const char *name) {
                 _cleanup_free_ char *m = image_meta_format(img);
                 if (m && hv_write_file_atomic(mpath, m, strlen(m), 0644) < 0)
                         log_warning("image %s: cannot rewrite metadata %s: %m", name, mpath);
+        }
+        if (img->source) {
+                /* metadata written before sources were redacted may hold a secret */
+                char shown[HV_URI_MAX + 8];
+                uri_redact(img->source, shown, sizeof(shown));
+                if (strcmp(shown, img->source) != 0) {
+                        free(img->source);
+                        img->source = strdup(shown);
+                        _cleanup_free_ char *m = image_meta_format(img);
+                        if (m && hv_write_file_atomic(mpath, m, strlen(m), 0644) < 0)
+                                log_warning("image %s: cannot rewrite metadata %s: %m", name, mpath);
+                }
         }
         img->size = (uint64_t)st.st_size;
         img->allocated = (uint64_t)st.st_blocks * 512ULL;

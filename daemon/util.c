@@ -2,6 +2,8 @@
 #define _GNU_SOURCE
 #include "util.h"
 
+#include "names.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -45,23 +47,23 @@ const char *hv_error_name(const struct hv_error *e) {
                 [HV_E_INVALID_ARGS] = "org.freedesktop.DBus.Error.InvalidArgs",
                 [HV_E_ACCESS] = "org.freedesktop.DBus.Error.AccessDenied",
                 [HV_E_NOT_SUPPORTED] = "org.freedesktop.DBus.Error.NotSupported",
-                [HV_E_IMAGE_EXISTS] = "org.hepix.hvwg1.Error.ImageExists",
-                [HV_E_NO_SUCH_IMAGE] = "org.hepix.hvwg1.Error.NoSuchImage",
-                [HV_E_IMAGE_BUSY] = "org.hepix.hvwg1.Error.ImageBusy",
-                [HV_E_MACHINE_EXISTS] = "org.hepix.hvwg1.Error.MachineExists",
-                [HV_E_NO_SUCH_MACHINE] = "org.hepix.hvwg1.Error.NoSuchMachine",
-                [HV_E_NO_SUCH_JOB] = "org.hepix.hvwg1.Error.NoSuchJob",
-                [HV_E_SOURCE_NOT_ALLOWED] = "org.hepix.hvwg1.Error.SourceNotAllowed",
-                [HV_E_FETCH_FAILED] = "org.hepix.hvwg1.Error.FetchFailed",
-                [HV_E_CHECKSUM] = "org.hepix.hvwg1.Error.ChecksumMismatch",
-                [HV_E_SIZE] = "org.hepix.hvwg1.Error.SizeMismatch",
-                [HV_E_BAD_COMPRESSION] = "org.hepix.hvwg1.Error.BadCompression",
-                [HV_E_TOO_LARGE] = "org.hepix.hvwg1.Error.ImageTooLarge",
-                [HV_E_BAD_TABLE] = "org.hepix.hvwg1.Error.BadPartitionTable",
-                [HV_E_LVM] = "org.hepix.hvwg1.Error.LvmNotAllowed",
-                [HV_E_NO_SPACE] = "org.hepix.hvwg1.Error.NoSpace",
-                [HV_E_LIBVIRT] = "org.hepix.hvwg1.Error.LibvirtError",
-                [HV_E_CANCELED] = "org.hepix.hvwg1.Error.Canceled",
+                [HV_E_IMAGE_EXISTS] = HV_ERROR_IMAGE_EXISTS,
+                [HV_E_NO_SUCH_IMAGE] = HV_ERROR_NO_SUCH_IMAGE,
+                [HV_E_IMAGE_BUSY] = HV_ERROR_IMAGE_BUSY,
+                [HV_E_MACHINE_EXISTS] = HV_ERROR_MACHINE_EXISTS,
+                [HV_E_NO_SUCH_MACHINE] = HV_ERROR_NO_SUCH_MACHINE,
+                [HV_E_NO_SUCH_JOB] = HV_ERROR_NO_SUCH_JOB,
+                [HV_E_SOURCE_NOT_ALLOWED] = HV_ERROR_SOURCE_NOT_ALLOWED,
+                [HV_E_FETCH_FAILED] = HV_ERROR_FETCH_FAILED,
+                [HV_E_CHECKSUM] = HV_ERROR_CHECKSUM_MISMATCH,
+                [HV_E_SIZE] = HV_ERROR_SIZE_MISMATCH,
+                [HV_E_BAD_COMPRESSION] = HV_ERROR_BAD_COMPRESSION,
+                [HV_E_TOO_LARGE] = HV_ERROR_IMAGE_TOO_LARGE,
+                [HV_E_BAD_TABLE] = HV_ERROR_BAD_PARTITION_TABLE,
+                [HV_E_LVM] = HV_ERROR_LVM_NOT_ALLOWED,
+                [HV_E_NO_SPACE] = HV_ERROR_NO_SPACE,
+                [HV_E_LIBVIRT] = HV_ERROR_LIBVIRT,
+                [HV_E_CANCELED] = HV_ERROR_CANCELED,
         };
         if (e->err == ENOSPC || e->err == EDQUOT)
                 return names[HV_E_NO_SPACE];

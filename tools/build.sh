@@ -10,6 +10,6 @@ case "$variant" in
   fuzz)   dir=build-fuzz; args=(-DCMAKE_BUILD_TYPE=Debug -DHVWG_FUZZ=ON -DCMAKE_C_COMPILER=clang) ;;
   *) echo "usage: $0 [normal|asan|fuzz]" >&2; exit 2 ;;
 esac
-cmake -S . -B "$dir" "${args[@]}" >/dev/null
+cmake -S . -B "$dir" -DHVWG_WERROR=ON "${args[@]}" >/dev/null
 cmake --build "$dir" -j"$jobs" >/dev/null
 echo "$dir"

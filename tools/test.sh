@@ -19,6 +19,9 @@ echo "== ctest (ASan+UBSan, LeakSanitizer on)"
 (cd "$dir" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
    ctest --output-on-failure --timeout 900)
 
+echo "== build matrix (-Werror: gcc Release/Debug, clang Release, dpkg-buildflags)"
+bash tools/build-matrix.sh
+
 echo "== fuzz (${FUZZ_SECONDS}s per target, ASan+UBSan)"
 dir=$(bash tools/build.sh fuzz)
 bash tests/fuzz/run.sh "$dir" "$FUZZ_SECONDS"

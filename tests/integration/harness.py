@@ -311,6 +311,18 @@ def hvwg_member():
     return (65534, 65534, [gid])
 
 
+def second_member():
+    """Credentials of a second user in the group hvwg (the system user hvwg-test, made if
+    missing: the bus refuses connections of uids without a passwd entry)."""
+    gid = hvwg_member()[2][0]
+    try:
+        pw = pwd.getpwnam("hvwg-test")
+    except KeyError:
+        subprocess.run(["useradd", "-r", "-M", "-d", "/nonexistent", "-s", "/usr/sbin/nologin", "hvwg-test"], check=True)
+        pw = pwd.getpwnam("hvwg-test")
+    return (pw.pw_uid, pw.pw_gid, [gid])
+
+
 def wait_for(pred, timeout=30, step=0.05):
     """Polls pred() until it returns something true (returned) or the timeout passes (None)."""
     end = time.time() + timeout
@@ -338,12 +350,14 @@ class HttpServer:
     /slow/NAME?bps=N  the file at about N bytes/s
     /stall/NAME       headers and the first 64 KiB, then silence
     /redirect/NAME    302 to /f/NAME;  /loop  redirects to itself forever
+    /goto?u=URL       302 to any URL
+    /endless          empty gzip members, without end (60 s at most)
     /noclen/NAME      the file without Content-Length (ends at connection close)
     tls=(cert, key)   serve https instead
     anything else     404
     Records the User-Agent of each request."""
 
-    def __init__(self, root, tls=None):
+    def __init__(self, root, tls=None, host="127.0.0.1"):
         import http.server, ssl, threading, urllib.parse
         self.root = root
         self.agents = []
@@ -367,6 +381,27 @@ class HttpServer:
                     self.send_header("Location", "/loop")
                     self.send_header("Content-Length", "0")
                     self.end_headers()
+                    return
+                if kind == "goto":
+                    self.send_response(302)
+                    self.send_header("Location", urllib.parse.parse_qs(u.query)["u"][0])
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if kind == "endless":
+                    member = bytes([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0]) * 3200
+                    self.send_response(200)
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    outer.sent = 0
+                    end = time.time() + 60
+                    try:
+                        while time.time() < end and not outer.stop_event.is_set():
+                            self.wfile.write(member)
+                            outer.sent += len(member)
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass
+                    self.close_connection = True
                     return
                 if kind == "redirect":
                     self.send_response(302)
@@ -422,15 +457,15 @@ class HttpServer:
                 if not isinstance(sys.exc_info()[1], (ConnectionError, BrokenPipeError)):
                     super().handle_error(request, client_address)  # a client killed mid-transfer is expected
 
-        self.httpd = Server(("127.0.0.1", 0), H)
+        self.httpd = Server((host, 0), H)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{host}:{self.port}"
         if tls:  # (certfile, keyfile)
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(*tls)
             self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
-            self.url = f"https://127.0.0.1:{self.port}"
+            self.url = f"https://{host}:{self.port}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 

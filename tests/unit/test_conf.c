@@ -186,6 +186,32 @@ static void test_dropins_in_order(void **state) {
         assert_int_equal(system(cmd), 0);
 }
 
+/* The bounds against hostile sources and callers, and the defaults derived from other keys. */
+static void test_bounds(void **state) {
+        (void)state;
+        struct hv_conf c;
+        struct hv_error e;
+        hv_conf_defaults(&c);
+        assert_int_equal(hv_conf_running_per_user(&c), 1);      /* MaxConcurrent 2 - 1 */
+        assert_int_equal(hv_conf_max_download(&c), (64ULL << 30) + (1ULL << 30) + (1ULL << 20));
+        assert_int_equal(c.max_queued_jobs, 256);
+        assert_int_equal(c.low_speed_limit, 10240);
+        assert_false(c.allow_loopback_redirects);
+        assert_int_equal(parse(&c, "[Fetch]\nMaxConcurrent=8\nLowSpeedLimit=0\nMaxDownloadSize=1G\nAllowLoopbackRedirects=yes\n"
+                                   "MaxQueuedJobs=3\nMaxDownloadTimeSec=3600\n", &e), 0);
+        assert_int_equal(hv_conf_running_per_user(&c), 7);
+        assert_int_equal(hv_conf_max_download(&c), 1ULL << 30);
+        assert_int_equal(c.low_speed_limit, 0);
+        assert_true(c.allow_loopback_redirects);
+        assert_int_equal(c.max_queued_jobs, 3);
+        assert_int_equal(parse(&c, "[Fetch]\nRunningJobsPerUser=2\n", &e), 0);
+        assert_int_equal(hv_conf_running_per_user(&c), 2);
+        assert_true(parse(&c, "[Fetch]\nAllowLoopbackRedirects=maybe\n", &e) < 0);
+        assert_non_null(strstr(e.msg, "test.conf:2: AllowLoopbackRedirects=maybe: expected yes or no"));
+        assert_true(parse(&c, "[Fetch]\nMaxQueuedJobs=0\n", &e) < 0);
+        assert_true(parse(&c, "[Fetch]\nLowSpeedLimit=fast\n", &e) < 0);
+}
+
 static void test_missing_file(void **state) {
         (void)state;
         struct hv_conf c;
@@ -201,7 +227,7 @@ int main(void) {
                 cmocka_unit_test(test_defaults),       cmocka_unit_test(test_valid_file),
                 cmocka_unit_test(test_unknown_key_warns), cmocka_unit_test(test_malformed),
                 cmocka_unit_test(test_sizes),          cmocka_unit_test(test_dropins_in_order),
-                cmocka_unit_test(test_missing_file),
+                cmocka_unit_test(test_missing_file),   cmocka_unit_test(test_bounds),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

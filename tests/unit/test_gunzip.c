@@ -16,6 +16,8 @@ struct bytes {
 };
 
 static void put(struct bytes *b, const void *p, size_t n) {
+        if (n > ((size_t)1 << 40))
+                abort(); /* tells gcc -O3 the sum below cannot wrap */
         if (b->n + n + 1 > b->cap) {
                 b->cap = (b->n + n + 1) * 2;
                 b->p = realloc(b->p, b->cap);

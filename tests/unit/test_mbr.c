@@ -158,6 +158,32 @@ static void test_primary_rules(void **s) {
         vfree(&lvm);
 }
 
+/* The issue's case: logical 5 at LBA 2049+2048 (EBR at 2048, relative 1) holds LBA 4096, the
+ * EBR of logical 6, which itself starts after it (no overlap of data partitions). */
+static void test_logical_covers_ebr(void **s) {
+        (void)s;
+        struct vimg v = { .size = 16 * MiB };
+        ventry(&v, 0, 0, 0, 0x05, 2048, 16 * 2048 - 2048);
+        ventry(&v, 2048, 0, 0, 0x83, 1, 2048);       /* logical 5: 2049..4096 inclusive */
+        ventry(&v, 2048, 1, 0, 0x05, 2048, 4096);    /* next EBR at 2048 + 2048 = 4096 */
+        ventry(&v, 4096, 0, 0, 0x83, 1, 2048);       /* logical 6: 4097..6144 */
+        expect_refused(&v, HV_E_BAD_TABLE, "logical partition 5", "LBA 2049+2048", "extended boot record at LBA 4096",
+                       "logical partition 6", NULL);
+        vfree(&v);
+        /* one sector shorter: the same chain is fine */
+        struct vimg ok = { .size = 16 * MiB };
+        ventry(&ok, 0, 0, 0, 0x05, 2048, 16 * 2048 - 2048);
+        ventry(&ok, 2048, 0, 0, 0x83, 1, 2047);
+        ventry(&ok, 2048, 1, 0, 0x05, 2048, 4096);
+        ventry(&ok, 4096, 0, 0, 0x83, 1, 2048);
+        struct mbr_table t;
+        struct hv_error e;
+        if (vparse(&ok, &t, &e) < 0)
+                fail_msg("%s", e.msg);
+        assert_int_equal(t.n, 3);
+        vfree(&ok);
+}
+
 static void test_sizes(void **s) {
         (void)s;
         struct vimg v = { .size = 100 };
@@ -412,7 +438,7 @@ int main(void) {
                 cmocka_unit_test(test_sizes),          cmocka_unit_test(test_logicals),
                 cmocka_unit_test(test_logical_refusals), cmocka_unit_test(test_long_chain),
                 cmocka_unit_test(test_sfdisk_tables),  cmocka_unit_test(test_sfdisk_gpt),
-                cmocka_unit_test(test_whole_disk_fs),
+                cmocka_unit_test(test_whole_disk_fs),  cmocka_unit_test(test_logical_covers_ebr),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,30 @@
+/* names.h: the one definition of the D-Bus names of shared/API.md, for the daemon and the client. */
+#pragma once
+
+#define HV_BUS_NAME "org.hepix.hvwg1"
+#define HV_OBJ_PATH "/org/hepix/hvwg1"
+#define HV_JOB_PREFIX "/org/hepix/hvwg1/job"
+#define HV_MANAGER_IFACE "org.hepix.hvwg1.Manager"
+#define HV_JOB_IFACE "org.hepix.hvwg1.Job"
+
+#define HV_ERROR_PREFIX "org.hepix.hvwg1.Error."
+#define HV_ERROR_IMAGE_EXISTS HV_ERROR_PREFIX "ImageExists"
+#define HV_ERROR_NO_SUCH_IMAGE HV_ERROR_PREFIX "NoSuchImage"
+#define HV_ERROR_IMAGE_BUSY HV_ERROR_PREFIX "ImageBusy"
+#define HV_ERROR_MACHINE_EXISTS HV_ERROR_PREFIX "MachineExists"
+#define HV_ERROR_NO_SUCH_MACHINE HV_ERROR_PREFIX "NoSuchMachine"
+#define HV_ERROR_NO_SUCH_JOB HV_ERROR_PREFIX "NoSuchJob"
+#define HV_ERROR_SOURCE_NOT_ALLOWED HV_ERROR_PREFIX "SourceNotAllowed"
+#define HV_ERROR_FETCH_FAILED HV_ERROR_PREFIX "FetchFailed"
+#define HV_ERROR_CHECKSUM_MISMATCH HV_ERROR_PREFIX "ChecksumMismatch"
+#define HV_ERROR_SIZE_MISMATCH HV_ERROR_PREFIX "SizeMismatch"
+#define HV_ERROR_BAD_COMPRESSION HV_ERROR_PREFIX "BadCompression"
+#define HV_ERROR_IMAGE_TOO_LARGE HV_ERROR_PREFIX "ImageTooLarge"
+#define HV_ERROR_BAD_PARTITION_TABLE HV_ERROR_PREFIX "BadPartitionTable"
+#define HV_ERROR_LVM_NOT_ALLOWED HV_ERROR_PREFIX "LvmNotAllowed"
+#define HV_ERROR_NO_SPACE HV_ERROR_PREFIX "NoSpace"
+#define HV_ERROR_LIBVIRT HV_ERROR_PREFIX "LibvirtError"
+#define HV_ERROR_CANCELED HV_ERROR_PREFIX "Canceled"
+
+/* Image and machine names: at most this many bytes (shared/API.md). */
+#define HV_NAME_MAX 64
