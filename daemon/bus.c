@@ -19,6 +19,7 @@
  * filesystem must never stall the loop); the reply waits for it. It holds the image name. */
 struct source_check {
         struct manager *m;
+        struct hv_conf_snap *conf;
         sd_bus_message *msg;
         char name[HV_NAME_MAX + 1];
         char *source;
@@ -287,6 +288,7 @@ static int announce_job(struct manager *m, sd_bus_message *msg, struct job *j) {
 }
 
 static void source_check_free(struct source_check *c) {
+        hv_conf_snap_unref(c->conf);
         if (c->fd >= 0)
                 close(c->fd);
         sd_bus_message_unref(c->msg);
@@ -361,7 +363,7 @@ static void source_checked(struct manager *m, void *data) {
 
 static void *source_check_thread(void *arg) {
         struct source_check *c = arg;
-        c->fd = fetch_open_file(c->source, &c->m->conf, &c->err);
+        c->fd = fetch_open_file(c->source, &c->conf->c, &c->err);
         struct stat st;
         c->world_readable = c->fd >= 0 && fstat(c->fd, &st) == 0 && (st.st_mode & S_IROTH);
         manager_post(c->m, source_checked, c);
@@ -416,6 +418,7 @@ static int method_fetch_image(sd_bus_message *msg, void *ud, sd_bus_error *ret) 
                 return -ENOMEM;
         }
         c->m = m;
+        c->conf = hv_conf_snap_ref(m->snap);
         c->msg = sd_bus_message_ref(msg);
         c->uid = uid;
         c->fp = fp;

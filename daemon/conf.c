@@ -5,6 +5,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdatomic.h>
+#include <stddef.h>
 #include <string.h>
 
 void hv_conf_defaults(struct hv_conf *c) {
@@ -43,6 +45,46 @@ unsigned hv_conf_running_per_user(const struct hv_conf *c) {
         if (c->running_per_user)
                 return c->running_per_user;
         return c->max_concurrent > 1 ? c->max_concurrent - 1 : 1;
+}
+
+struct hv_conf_snap *hv_conf_snap_new(const struct hv_conf *c) {
+        struct hv_conf_snap *s = malloc(sizeof(*s));
+        if (!s)
+                return NULL;
+        atomic_init(&s->refs, 1);
+        s->c = *c;
+        return s;
+}
+
+struct hv_conf_snap *hv_conf_snap_ref(struct hv_conf_snap *s) {
+        if (s)
+                atomic_fetch_add(&s->refs, 1);
+        return s;
+}
+
+void hv_conf_snap_unref(struct hv_conf_snap *s) {
+        if (s && atomic_fetch_sub(&s->refs, 1) == 1)
+                free(s);
+}
+
+void hv_conf_apply_reload(struct hv_conf *live, const struct hv_conf *next, char *kept, size_t kept_len) {
+        struct hv_conf n = *next;
+        kept[0] = 0;
+        static const struct { const char *key; size_t off, len; } fixed[] = {
+                { "ImageRoot", offsetof(struct hv_conf, image_root), sizeof(n.image_root) },
+                { "MachineRoot", offsetof(struct hv_conf, machine_root), sizeof(n.machine_root) },
+                { "LibvirtURI", offsetof(struct hv_conf, libvirt_uri), sizeof(n.libvirt_uri) },
+                { "Hypervisor", offsetof(struct hv_conf, hypervisor), sizeof(n.hypervisor) },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(fixed); i++) {
+                char *a = (char *)live + fixed[i].off, *b = (char *)&n + fixed[i].off;
+                if (strncmp(a, b, fixed[i].len) == 0)
+                        continue;
+                size_t l = strlen(kept);
+                snprintf(kept + l, kept_len - l, "%s%s", l ? ", " : "", fixed[i].key);
+                memcpy(b, a, fixed[i].len);
+        }
+        *live = n;
 }
 
 static int parse_bool(const char *v, bool *ret) {

@@ -46,6 +46,21 @@ struct hv_conf {
 uint64_t hv_conf_max_download(const struct hv_conf *c);
 unsigned hv_conf_running_per_user(const struct hv_conf *c);
 
+/* A read-only snapshot shared by the jobs started under it: a reload makes a new one and the
+ * running jobs keep theirs. */
+struct hv_conf_snap {
+        _Atomic unsigned refs;
+        struct hv_conf c;
+};
+struct hv_conf_snap *hv_conf_snap_new(const struct hv_conf *c);
+struct hv_conf_snap *hv_conf_snap_ref(struct hv_conf_snap *s);
+void hv_conf_snap_unref(struct hv_conf_snap *s);
+
+/* Reload: copies what may change while hvwgd runs from `next` into `live`; keys that cannot
+ * (the stores, the libvirt URI, the hypervisor) keep their values and are named in `kept`
+ * ("" when none). Pure. */
+void hv_conf_apply_reload(struct hv_conf *live, const struct hv_conf *next, char *kept, size_t kept_len);
+
 typedef void (*hv_conf_warn_fn)(const char *file, unsigned line, const char *msg, void *userdata);
 
 void hv_conf_defaults(struct hv_conf *c);

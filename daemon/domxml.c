@@ -120,6 +120,8 @@ int domxml_build(const struct dom_spec *s, char **ret, struct hv_error *e) {
         end(&x);
         snprintf(num, sizeof(num), "%llu", (unsigned long long)s->created_usec);
         x.ok &= xmlTextWriterWriteElementNS(x.w, BAD_CAST "hvwg", BAD_CAST "created_usec", NULL, BAD_CAST num) >= 0;
+        if (s->machine_root)
+                x.ok &= xmlTextWriterWriteElementNS(x.w, BAD_CAST "hvwg", BAD_CAST "machine_root", NULL, BAD_CAST s->machine_root) >= 0;
         end(&x); /* hvwg:machine */
         end(&x); /* metadata */
 
@@ -266,6 +268,8 @@ int domxml_read_meta(const char *xml, struct dom_meta *m) {
                         m->memory_mib = strtoull(s, NULL, 10);
                 else if (strcmp(n, "created_usec") == 0)
                         m->created_usec = strtoull(s, NULL, 10);
+                else if (strcmp(n, "machine_root") == 0)
+                        snprintf(m->machine_root, sizeof(m->machine_root), "%s", s);
                 else if (strcmp(n, "scratch") == 0) {
                         xmlChar *b = xmlGetProp(c, BAD_CAST "bytes"), *p = xmlGetProp(c, BAD_CAST "path"),
                                 *u = xmlGetProp(c, BAD_CAST "uuid");

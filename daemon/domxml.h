@@ -22,6 +22,7 @@ struct dom_spec {
         const char *bootloader;    /* Xen PV: e.g. pygrub */
         /* our metadata */
         const char *image;
+        const char *machine_root;  /* the MachineRoot of the hvwgd that made it */
         const char *scratch_uuid;
         uint64_t scratch_bytes;
         uint64_t created_usec;
@@ -35,6 +36,7 @@ struct dom_meta {
         char scratch_path[1024];
         char scratch_uuid[40];
         uint64_t created_usec;
+        char machine_root[512];    /* "" in domains made before it was recorded */
 };
 
 const char *dom_hv_name(enum dom_hv hv);

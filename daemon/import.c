@@ -373,7 +373,7 @@ static int verify(struct pipeline *p, char *hex, struct hv_error *e) {
 }
 
 int import_run(struct job *j, struct hv_error *e) {
-        const struct hv_conf *conf = manager_conf(j->mgr);
+        const struct hv_conf *conf = &j->conf->c;
         struct pipeline *p = calloc(1, sizeof(*p));
         if (!p)
                 return hv_fail(e, HV_E_ERRNO, ENOMEM, "out of memory");

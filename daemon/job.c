@@ -59,9 +59,11 @@ struct job *job_new(struct manager *m, enum job_type type, const char *target, c
         char shown[HV_URI_MAX + 8];
         uri_redact(source, shown, sizeof(shown));
         j->source_fd = -1;
+        j->conf = hv_conf_snap_ref(m->snap);
         j->source = strdup(source);
         j->source_shown = strdup(shown);
         if (!j->source || !j->source_shown) {
+                hv_conf_snap_unref(j->conf);
                 free(j->source);
                 free(j->source_shown);
                 free(j);
@@ -87,6 +89,7 @@ static void job_free(struct job *j) {
         image_free(j->image);
         if (j->source_fd >= 0)
                 close(j->source_fd);
+        hv_conf_snap_unref(j->conf);
         free(j->source);
         free(j->source_shown);
         free(j);

@@ -33,6 +33,7 @@ struct job {
         char path[64];
         uid_t owner;
         struct manager *mgr;
+        struct hv_conf_snap *conf; /* the configuration the job was made under (reload-safe) */
 
         /* Shared with the worker, under mtx. */
         pthread_mutex_t mtx;

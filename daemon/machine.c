@@ -263,6 +263,17 @@ static bool read_meta(virDomainPtr dom, struct dom_meta *meta) {
         return ok;
 }
 
+/* A domain is ours when its metadata names our MachineRoot; one made before that was recorded,
+ * when its directory is in our MachineRoot. Two daemons with their own stores may share a
+ * libvirt: each adopts only its own machines. */
+static bool ours(struct manager *m, const char *name, const struct dom_meta *meta) {
+        if (meta->machine_root[0])
+                return strcmp(meta->machine_root, m->conf.machine_root) == 0;
+        char dir[PATH_MAX];
+        snprintf(dir, sizeof(dir), "%s/%s", m->conf.machine_root, name);
+        return access(dir, F_OK) == 0;
+}
+
 /* Start-up: our domains into the registry; disks missing → "broken"; machine directories
  * without a domain are listed as "undefined". Nothing is deleted. */
 static void reconcile(struct manager *m, virConnectPtr c) {
@@ -273,9 +284,15 @@ static void reconcile(struct manager *m, virConnectPtr c) {
                 n = 0;
         }
         for (int i = 0; i < n; i++) {
-                struct dom_meta meta;
+                struct dom_meta meta = { 0 };
                 const char *name = virDomainGetName(doms[i]);
-                if (name && read_meta(doms[i], &meta)) {
+                bool mine = name && read_meta(doms[i], &meta);
+                if (mine && !ours(m, name, &meta)) {
+                        log_info("domain %s belongs to the hvwgd of MachineRoot %s: not adopted", name,
+                                 meta.machine_root[0] ? meta.machine_root : "(another)");
+                        mine = false;
+                }
+                if (mine) {
                         struct machine x = { .cores = meta.cores, .memory_mib = meta.memory_mib, .scratch_bytes = meta.scratch_bytes };
                         snprintf(x.name, sizeof(x.name), "%s", name);
                         snprintf(x.image, sizeof(x.image), "%s", meta.image);
@@ -457,7 +474,8 @@ int machine_create_run(struct job *j, struct hv_error *e) {
         const struct create_params *p = &j->create;
         /* MachineRoot is at most 511 bytes and a name 64: dir fits 600, the files PATH_MAX */
         char dir[600], root[PATH_MAX], root_tmp[PATH_MAX], scratch[PATH_MAX], console[PATH_MAX], meta[PATH_MAX];
-        snprintf(dir, sizeof(dir), "%s/%s", m->conf.machine_root, j->target);
+        const struct hv_conf *cf = &j->conf->c;
+        snprintf(dir, sizeof(dir), "%s/%s", cf->machine_root, j->target);
         snprintf(root, sizeof(root), "%s/root.raw", dir);
         snprintf(root_tmp, sizeof(root_tmp), "%s/root.raw.tmp", dir);
         snprintf(scratch, sizeof(scratch), "%s/scratch.img", dir);
@@ -511,13 +529,13 @@ int machine_create_run(struct job *j, struct hv_error *e) {
 
         job_set_phase(j, "scratch");
         if (scratch_bytes > 0) {
-                struct scratch_opts so = { .fs = p->scratch_fs, .bytes_per_inode = m->conf.scratch_bytes_per_inode,
-                                           .alloc = strcmp(m->conf.scratch_allocation, "fallocate") == 0 ? SCRATCH_FALLOCATE : SCRATCH_SPARSE };
-                if (m->conf.n_scratch_devices) {
+                struct scratch_opts so = { .fs = p->scratch_fs, .bytes_per_inode = cf->scratch_bytes_per_inode,
+                                           .alloc = strcmp(cf->scratch_allocation, "fallocate") == 0 ? SCRATCH_FALLOCATE : SCRATCH_SPARSE };
+                if (cf->n_scratch_devices) {
                         const char *pats[HV_CONF_MAX_DIRS];
-                        for (unsigned i = 0; i < m->conf.n_scratch_devices; i++)
-                                pats[i] = m->conf.scratch_devices[i];
-                        r = scratch_claim_device(pats, m->conf.n_scratch_devices, scratch_bytes, NULL, 0, device, sizeof(device), e);
+                        for (unsigned i = 0; i < cf->n_scratch_devices; i++)
+                                pats[i] = cf->scratch_devices[i];
+                        r = scratch_claim_device(pats, cf->n_scratch_devices, scratch_bytes, NULL, 0, device, sizeof(device), e);
                         if (r < 0)
                                 goto fail;
                         r = scratch_format(device, scratch_bytes, &so, false, scratch_uuid, e);
@@ -556,6 +574,7 @@ int machine_create_run(struct job *j, struct hv_error *e) {
                 .root_path = root, .scratch_path = scratch_path, .scratch_is_block = device[0] != 0,
                 .direct_io = has_odirect(dir), .console_log = console, .network = p->network, .image = p->image,
                 .scratch_uuid = scratch_uuid, .scratch_bytes = scratch_bytes, .created_usec = hv_now_usec(),
+                .machine_root = cf->machine_root,
         };
         r = domxml_build(&spec, &xml, e);
         if (r < 0)

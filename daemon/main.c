@@ -4,7 +4,10 @@
 #include <getopt.h>
 #include <signal.h>
 #include <string.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <sys/eventfd.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 
@@ -13,7 +16,10 @@
 #include "manager.h"
 #include "scratch.h"
 
-#define DEFAULT_CONFIG "/etc/hvwgd/hvwgd.conf"
+#ifndef HVWG_SYSCONFDIR
+#define HVWG_SYSCONFDIR "/etc"
+#endif
+#define DEFAULT_CONFIG HVWG_SYSCONFDIR "/hvwgd/hvwgd.conf"
 #define STOP_TIMEOUT_USEC (5 * 1000000ULL)
 
 void manager_post(struct manager *m, loop_task_fn fn, void *data) {
@@ -95,9 +101,77 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
         return 0;
 }
 
+/* One hvwgd per store: an exclusive lock on STORE/.hvwgd.lock, taken before anything in the
+ * store is touched (the start-up cleanup of .tmp and of half-created machines would otherwise
+ * delete a running daemon's work). The fd stays open for the life of the process. */
+static int lock_store(const char *dir, const char *what) {
+        int r = hv_mkdir_p(dir, 0755);
+        if (r < 0) {
+                log_error("cannot create %s %s: %s", what, dir, strerror(-r));
+                return r;
+        }
+        char path[PATH_MAX], pid[32] = "";
+        snprintf(path, sizeof(path), "%s/.hvwgd.lock", dir);
+        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (fd < 0) {
+                log_error("cannot open the lock file %s: %m", path);
+                return -errno;
+        }
+        if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+                int err = errno;
+                ssize_t n = pread(fd, pid, sizeof(pid) - 1, 0);
+                pid[n > 0 ? n : 0] = 0;
+                pid[strcspn(pid, "\n")] = 0;
+                if (err == EWOULDBLOCK)
+                        log_error("%s %s is in use by another hvwgd%s%s%s: not starting (nothing was touched)", what, dir,
+                                  pid[0] ? " (pid " : "", pid, pid[0] ? ")" : "");
+                else
+                        log_error("cannot lock %s: %s", path, strerror(err));
+                close(fd);
+                return -err;
+        }
+        int len = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+        if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)len, 0) != len)
+                log_warning("cannot write the pid into %s: %m", path);
+        return fd; /* kept open: the lock lives as long as the process */
+}
+
 static void conf_warn(const char *file, unsigned line, const char *msg, void *ud) {
         (void)ud;
         log_warning("%s:%u: %s", file, line, msg);
+}
+
+/* SIGHUP (systemctl reload): the configuration is read again; new values apply to jobs started
+ * from now on, running jobs keep the snapshot they started with, machines are not touched. A
+ * file with an error leaves the running configuration as it was. */
+static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void *ud) {
+        (void)s; (void)si;
+        struct manager *m = ud;
+        (void)sd_notifyf(0, "RELOADING=1\nSTATUS=Reloading the configuration\nMONOTONIC_USEC=%llu",
+                         (unsigned long long)hv_mono_usec());
+        struct hv_conf next;
+        struct hv_error e = { 0 };
+        hv_conf_defaults(&next);
+        const char *path = m->config_path ? m->config_path : DEFAULT_CONFIG;
+        if (hv_conf_load(&next, path, m->config_required, conf_warn, NULL, &e) < 0) {
+                log_error("reload: configuration error, keeping the running configuration: %s", e.msg);
+        } else {
+                char kept[256];
+                hv_conf_apply_reload(&m->conf, &next, kept, sizeof(kept));
+                if (kept[0])
+                        log_warning("reload: %s cannot change while hvwgd runs: kept as they were (restart hvwgd to apply)", kept);
+                struct hv_conf_snap *snap = hv_conf_snap_new(&m->conf);
+                if (!snap)
+                        log_error("reload: out of memory; new jobs keep the previous configuration");
+                else {
+                        hv_conf_snap_unref(m->snap);
+                        m->snap = snap;
+                        log_info("reload: configuration re-read from %s; it applies to new jobs", path);
+                }
+        }
+        (void)sd_notifyf(0, "READY=1\nSTATUS=Serving %s", HV_BUS_NAME);
+        job_schedule(m); /* more slots may have opened */
+        return 0;
 }
 
 static void resolve_hypervisor(struct manager *m) {
@@ -245,6 +319,7 @@ int main(int argc, char **argv) {
         sigemptyset(&ss);
         sigaddset(&ss, SIGTERM);
         sigaddset(&ss, SIGINT);
+        sigaddset(&ss, SIGHUP);
         sigprocmask(SIG_BLOCK, &ss, NULL);
         signal(SIGPIPE, SIG_IGN);
         while ((c = getopt_long(argc, argv, "h", opts, NULL)) >= 0) {
@@ -301,6 +376,13 @@ int main(int argc, char **argv) {
                 print_conf(&m->conf);
                 return 0;
         }
+        m->config_path = config ? strdup(config) : NULL;
+        m->config_required = config != NULL;
+        m->snap = hv_conf_snap_new(&m->conf);
+        if (!m->snap) {
+                log_error("out of memory");
+                return 1;
+        }
         (void)sd_notify(0, "STATUS=Starting");
         umask(022);
         r = fetch_global_init();
@@ -308,11 +390,9 @@ int main(int argc, char **argv) {
                 log_error("cannot initialise libcurl");
                 return 1;
         }
-        r = hv_mkdir_p(m->conf.machine_root, 0755);
-        if (r < 0) {
-                log_error("cannot create MachineRoot %s: %s", m->conf.machine_root, strerror(-r));
+        if (lock_store(m->conf.image_root, "ImageRoot") < 0 ||
+            (strcmp(m->conf.image_root, m->conf.machine_root) != 0 && lock_store(m->conf.machine_root, "MachineRoot") < 0))
                 return 1;
-        }
         r = machine_clean_interrupted(m->conf.machine_root);
         if (r < 0)
                 log_warning("cannot scan %s: %s", m->conf.machine_root, strerror(-r));
@@ -326,7 +406,8 @@ int main(int argc, char **argv) {
         if (r < 0)
                 goto fail;
         if ((r = sd_event_add_signal(m->event, NULL, SIGTERM, on_signal, m)) < 0 ||
-            (r = sd_event_add_signal(m->event, NULL, SIGINT, on_signal, m)) < 0)
+            (r = sd_event_add_signal(m->event, NULL, SIGINT, on_signal, m)) < 0 ||
+            (r = sd_event_add_signal(m->event, NULL, SIGHUP, on_reload, m)) < 0)
                 goto fail;
         m->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (m->wake_fd < 0) {
@@ -391,7 +472,10 @@ out:
         sd_event_unref(m->event);
         if (m->wake_fd >= 0)
                 close(m->wake_fd);
-        if (!m->jobs)
+        if (!m->jobs) {
                 store_close(&m->store);
+                hv_conf_snap_unref(m->snap);
+        }
+        free(m->config_path);
         return r < 0 ? 1 : 0;
 }

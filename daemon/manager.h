@@ -13,7 +13,10 @@
 struct manager {
         sd_event *event;
         sd_bus *bus;
-        struct hv_conf conf;
+        struct hv_conf conf;            /* live: read on the loop only */
+        struct hv_conf_snap *snap;      /* what new jobs and threads take; replaced at a reload */
+        char *config_path;
+        bool config_required;
         struct store store;
         char hypervisor[16];   /* effective: auto resolved at start-up */
         gid_t hvwg_gid;        /* (gid_t)-1 when the group does not exist */
@@ -40,7 +43,6 @@ struct loop_task {
 /* Runs fn(m, data) on the loop thread soon; callable from any thread. */
 void manager_post(struct manager *m, loop_task_fn fn, void *data);
 
-static inline const struct hv_conf *manager_conf(struct manager *m) { return &m->conf; }
 /* Wakes the loop from a worker thread. */
 void manager_poke(struct manager *m);
 /* Begins an orderly stop: cancels jobs, exits once they have ended (5 s at most). */

@@ -231,6 +231,18 @@ def make_mbr_image(path, mib=64, parts=None, fs=True, seed=1):
     return path
 
 
+def make_data_image(path, mib, data_mib):
+    """An MBR image with one partition holding data_mib MiB of random data (a multiple of 64):
+    copying it takes real time, unlike a sparse image."""
+    make_mbr_image(path, mib=mib, parts="label: dos\nstart=2048, type=83\n")
+    chunk = os.urandom(64 << 20)
+    with open(path, "r+b") as f:
+        f.seek(1 << 20)
+        for _ in range(data_mib // 64):
+            f.write(chunk)
+    return path
+
+
 def gzip_file(src, dst, level=6, extra=()):
     with open(dst, "wb") as out:
         subprocess.run(["gzip", "-c", f"-{level}", *extra, src], stdout=out, check=True)
@@ -286,6 +298,14 @@ def start_libvirtd(tmp):
                 f.write(original)
     ok = p.poll() is None and os.path.exists(sock)
     return p, uri, ok
+
+
+def need_libvirtd():
+    """Skips unless libvirtd can run here; returns a temp dir for start_libvirtd()."""
+    import shutil, tempfile
+    need(os.geteuid() == 0, "needs root to run libvirtd")
+    need(shutil.which("libvirtd") and shutil.which("virsh"), "libvirtd/virsh not installed (tools/deps.sh installs them)")
+    return tempfile.mkdtemp(prefix="hvwg-libvirt-")
 
 
 def stop_process(p, timeout=10):

@@ -30,12 +30,7 @@ def main():
         want = sha256(img)
         gz = h.gzip_file(img, img + ".gz")
         # machines come from a 256 MiB image with 192 MiB of data, so copies take a while
-        big = h.make_mbr_image(os.path.join(env.src, "b.img"), mib=256, parts="label: dos\nstart=2048, type=83\n")
-        chunk = os.urandom(64 << 20)
-        with open(big, "r+b") as f:
-            f.seek(1 << 20)
-            for _ in range(3):
-                f.write(chunk)
+        big = h.make_data_image(os.path.join(env.src, "b.img"), 256, 192)
         rc, res, err = env.fetch("file://" + big, "base", raw=True)
         h.check(rc == 0, "a base image")
         base_size = os.path.getsize(big)

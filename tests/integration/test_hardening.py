@@ -9,12 +9,18 @@ import harness as h
 
 def main():
     h.need(os.geteuid() == 0, "needs root for a mount namespace")
-    unit = open(os.path.join(h.SRC, "systemd/hvwgd.service")).read()
+    # the unit as installed: the build fills in sbindir (/usr/sbin in the packages)
+    import tempfile
+    unit = open(os.path.join(h.SRC, "systemd/hvwgd.service.in")).read().replace("@SBINDIR@", "/usr/sbin")
+    unit_dir = tempfile.mkdtemp(prefix="hvwg-unit-")
+    unit_path = os.path.join(unit_dir, "hvwgd.service")
+    open(unit_path, "w").write(unit)
     for d in ("Type=notify", "ProtectSystem=strict", "ReadWritePaths=/var/lib/hvwgd", "ProtectHome=yes", "PrivateTmp=yes",
               "NoNewPrivileges=yes", "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6", "SystemCallFilter=@system-service"):
         h.check(re.search(rf"^{re.escape(d)}$", unit, re.M) is not None, f"unit has {d}")
-    r = subprocess.run(["systemd-analyze", "security", "--offline=yes", os.path.join(h.SRC, "systemd/hvwgd.service")],
-                       capture_output=True, text=True)
+    r = subprocess.run(["systemd-analyze", "security", "--offline=yes", unit_path], capture_output=True, text=True)
+    import shutil
+    shutil.rmtree(unit_dir, ignore_errors=True)
     m = re.search(r"Overall exposure level for hvwgd.service: ([0-9.]+)", r.stdout)
     if m:
         h.check(float(m.group(1)) <= 4.0, f"systemd-analyze security exposure {m.group(1)} <= 4.0")

@@ -10,9 +10,7 @@ E = "org.hepix.hvwg1.Error."
 
 
 def main():
-    h.need(os.geteuid() == 0, "needs root to run libvirtd")
-    h.need(shutil.which("libvirtd") and shutil.which("virsh"), "libvirtd/virsh not installed (tools/deps.sh installs them)")
-    tmp = tempfile.mkdtemp(prefix="hvwg-libvirt-")
+    tmp = h.need_libvirtd()
     libvirtd, uri, ok = h.start_libvirtd(tmp)
     try:
         h.check(ok, "a private libvirtd is up")

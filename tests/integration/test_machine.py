@@ -66,13 +66,7 @@ def main():
         h.check(sorted(os.listdir(env.machines)) == before, "nothing left behind by refused creates")
 
         # cancel mid-create: rolled back. A 1 GiB image of real data keeps the copy busy long enough.
-        big = os.path.join(env.src, "big.img")
-        h.make_mbr_image(big, mib=1024, parts="label: dos\nstart=2048, type=83\n")
-        chunk = os.urandom(64 << 20)
-        with open(big, "r+b") as f:
-            f.seek(1 << 20)
-            for _ in range(15):
-                f.write(chunk)
+        big = h.make_data_image(os.path.join(env.src, "big.img"), 1024, 960)
         rc, res, err = env.fetch("file://" + big, "big", raw=True)
         h.check(rc == 0, "a 1 GiB image of data " + err.strip())
         r = env.ctl("--no-wait", "--json", "create", "big", "vm-cancel", "--cores=2", "--no-start")

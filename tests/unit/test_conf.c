@@ -212,6 +212,31 @@ static void test_bounds(void **state) {
         assert_true(parse(&c, "[Fetch]\nLowSpeedLimit=fast\n", &e) < 0);
 }
 
+static void test_reload_apply(void **state) {
+        (void)state;
+        struct hv_conf live, next;
+        hv_conf_defaults(&live);
+        hv_conf_defaults(&next);
+        char kept[256];
+        hv_conf_apply_reload(&live, &next, kept, sizeof(kept));
+        assert_string_equal(kept, "");
+        strcpy(next.image_root, "/elsewhere");
+        strcpy(next.libvirt_uri, "qemu:///session");
+        next.jobs_per_user = 3;
+        next.max_image_size = 1 << 30;
+        hv_conf_apply_reload(&live, &next, kept, sizeof(kept));
+        assert_string_equal(kept, "ImageRoot, LibvirtURI");
+        assert_string_equal(live.image_root, "/var/lib/hvwgd/images");
+        assert_string_equal(live.libvirt_uri, "");
+        assert_int_equal(live.jobs_per_user, 3);
+        assert_int_equal(live.max_image_size, 1 << 30);
+        struct hv_conf_snap *s1 = hv_conf_snap_new(&live);
+        assert_non_null(hv_conf_snap_ref(s1));
+        hv_conf_snap_unref(s1);
+        assert_int_equal(s1->c.jobs_per_user, 3); /* still held once */
+        hv_conf_snap_unref(s1);
+}
+
 static void test_missing_file(void **state) {
         (void)state;
         struct hv_conf c;
@@ -228,6 +253,7 @@ int main(void) {
                 cmocka_unit_test(test_unknown_key_warns), cmocka_unit_test(test_malformed),
                 cmocka_unit_test(test_sizes),          cmocka_unit_test(test_dropins_in_order),
                 cmocka_unit_test(test_missing_file),   cmocka_unit_test(test_bounds),
+                cmocka_unit_test(test_reload_apply),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
