@@ -12,6 +12,7 @@
 #include <linux/openat2.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 
 #include "log.h"
@@ -268,7 +269,6 @@ struct curl_ctx {
         enum curl_abort abort;
         uint64_t start_usec, last_data_usec;
         curl_off_t last_dlnow;
-        unsigned requests;
         bool first_internal;
         char redirect_ip[64];
 };
@@ -313,40 +313,47 @@ static int curl_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, 
 }
 
 /* Loopback and link-local addresses belong to this host (and its metadata services). */
-static bool host_internal(const char *ip) {
-        struct in_addr a4;
-        struct in6_addr a6;
-        if (inet_pton(AF_INET, ip, &a4) == 1) {
-                uint32_t a = ntohl(a4.s_addr);
+static bool host_internal(const struct sockaddr *sa, char *text, size_t len) {
+        if (sa->sa_family == AF_INET) {
+                const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+                uint32_t a = ntohl(in->sin_addr.s_addr);
+                inet_ntop(AF_INET, &in->sin_addr, text, (socklen_t)len);
                 return (a >> 24) == 127 || (a >> 16) == 0xa9fe || a == 0;
         }
-        if (inet_pton(AF_INET6, ip, &a6) == 1) {
-                if (IN6_IS_ADDR_LOOPBACK(&a6) || IN6_IS_ADDR_LINKLOCAL(&a6) || IN6_IS_ADDR_UNSPECIFIED(&a6))
+        if (sa->sa_family == AF_INET6) {
+                const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+                inet_ntop(AF_INET6, a6, text, (socklen_t)len);
+                if (IN6_IS_ADDR_LOOPBACK(a6) || IN6_IS_ADDR_LINKLOCAL(a6) || IN6_IS_ADDR_UNSPECIFIED(a6))
                         return true;
-                if (IN6_IS_ADDR_V4MAPPED(&a6)) {
-                        char v4[INET_ADDRSTRLEN];
-                        return inet_ntop(AF_INET, &a6.s6_addr[12], v4, sizeof(v4)) && host_internal(v4);
+                if (IN6_IS_ADDR_V4MAPPED(a6)) {
+                        struct sockaddr_in v4 = { .sin_family = AF_INET };
+                        memcpy(&v4.sin_addr, &a6->s6_addr[12], 4);
+                        return host_internal((const struct sockaddr *)&v4, text, len);
                 }
         }
         return false;
 }
 
-/* Before each request (the first and every redirect): a redirect may not lead to this host's
- * own services unless the caller's URL already did (then the caller could name them anyway). */
-static int curl_prereq(void *ud, char *conn_primary_ip, char *conn_local_ip, int conn_primary_port, int conn_local_port) {
-        (void)conn_local_ip; (void)conn_primary_port; (void)conn_local_port;
+/* Every connection curl opens (the first request's, and a redirect's to another host): a
+ * redirect may not lead to this host's own services unless the caller's URL already did (then
+ * the caller could name them anyway). A socket callback rather than CURLOPT_PREREQFUNCTION:
+ * it exists in every libcurl a site runs (EL9 has 7.76). */
+static curl_socket_t curl_open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *a) {
+        (void)purpose;
         struct curl_ctx *c = ud;
-        bool internal = host_internal(conn_primary_ip);
-        if (c->requests++ == 0) {
-                c->first_internal = internal;
-                return CURL_PREREQFUNC_OK;
-        }
-        if (internal && !c->first_internal && !c->req->conf->allow_loopback_redirects) {
-                snprintf(c->redirect_ip, sizeof(c->redirect_ip), "%s", conn_primary_ip);
+        char text[INET6_ADDRSTRLEN] = "?";
+        bool internal = host_internal(&a->addr, text, sizeof(text));
+        long redirects = 0;
+        if (curl_easy_getinfo(c->curl, CURLINFO_REDIRECT_COUNT, &redirects) != CURLE_OK)
+                redirects = 1; /* unknown: judge it as a redirect */
+        if (redirects == 0)
+                c->first_internal |= internal;
+        else if (internal && !c->first_internal && !c->req->conf->allow_loopback_redirects) {
+                snprintf(c->redirect_ip, sizeof(c->redirect_ip), "%s", text);
                 c->abort = ABORT_REDIRECT;
-                return CURL_PREREQFUNC_ABORT;
+                return CURL_SOCKET_BAD;
         }
-        return CURL_PREREQFUNC_OK;
+        return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
 }
 
 static int curl_result(struct curl_ctx *c, CURLcode cr, const char *errbuf) {
@@ -423,8 +430,8 @@ static int run_http(const struct fetch_req *req, struct hv_error *e) {
                   curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, curl_progress) == CURLE_OK &&
                   curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &c) == CURLE_OK &&
                   curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L) == CURLE_OK &&
-                  curl_easy_setopt(curl, CURLOPT_PREREQFUNCTION, curl_prereq) == CURLE_OK &&
-                  curl_easy_setopt(curl, CURLOPT_PREREQDATA, &c) == CURLE_OK &&
+                  curl_easy_setopt(curl, CURLOPT_OPENSOCKETFUNCTION, curl_open_socket) == CURLE_OK &&
+                  curl_easy_setopt(curl, CURLOPT_OPENSOCKETDATA, &c) == CURLE_OK &&
                   (!cf->ca_path[0] || curl_easy_setopt(curl, CURLOPT_CAINFO, cf->ca_path) == CURLE_OK) &&
                   (!cf->proxy[0] || curl_easy_setopt(curl, CURLOPT_PROXY, cf->proxy) == CURLE_OK);
         if (!ok) {
