@@ -190,8 +190,14 @@ class Env:
         out = []
         for root, dirs, files in os.walk(self.images):
             for f in files:
-                out.append(os.path.relpath(os.path.join(root, f), self.images))
+                if f != ".hvwgd.lock":  # hvwgd's lock on the store, there while it runs
+                    out.append(os.path.relpath(os.path.join(root, f), self.images))
         return sorted(out)
+
+
+def machine_dirs(path):
+    """The machine directories in a MachineRoot (hvwgd's lock file is not one)."""
+    return sorted(d for d in os.listdir(path) if not d.startswith("."))
 
 
 def sha512_file(path):

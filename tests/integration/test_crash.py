@@ -61,7 +61,7 @@ def main():
             seen_images |= set(imgs)
             h.wait_for(lambda: "connected to libvirt" in env.log(), timeout=10)
             ms = {x[0]: x for x in env.call("ListMachines")[0]}
-            dirs = set(os.listdir(env.machines))
+            dirs = set(h.machine_dirs(env.machines))
             assert dirs == set(ms), f"iteration {it}: machine directories {sorted(dirs)} vs listed {sorted(ms)}"
             for name in set(ms) - seen_machines:
                 d = os.path.join(env.machines, name)
@@ -88,7 +88,7 @@ def main():
         h.check(rc == 0 and time.time() - t < 5, f"SIGTERM with jobs running: exit {rc} in {time.time() - t:.2f} s")
         env.start_daemon()
         h.check(not [f for f in env.store_files() if f.startswith(".tmp/")], "SIGTERM: nothing left in .tmp")
-        h.check(set(os.listdir(env.machines)) == {x[0] for x in env.call("ListMachines")[0]}, "SIGTERM: no half machine")
+        h.check(set(h.machine_dirs(env.machines)) == {x[0] for x in env.call("ListMachines")[0]}, "SIGTERM: no half machine")
 
 
 if __name__ == "__main__":

@@ -71,7 +71,7 @@ def main():
                 res = json.loads(r.stdout) if r.stdout.strip() else {}
                 h.check(r.returncode == 1 and res.get("error_name") == E + "NoSpace" and "not enough space" in res.get("error_message", ""),
                         "CreateMachine without room for the root disk: NoSpace " + res.get("error_message", r.stderr))
-                h.check(os.listdir(mstore) == [], "  nothing left in MachineRoot")
+                h.check(h.machine_dirs(mstore) == [], "  nothing left in MachineRoot")
                 h.check(env.ctl("rm", "data").returncode == 0, "  the image is not held by the failed create")
             finally:
                 env.stop_daemon()
