@@ -102,10 +102,11 @@ static int on_data(void *ud, const uint8_t *data, size_t n, struct hv_error *e) 
         if (p->fp->have_size && p->read_bytes > p->fp->size)
                 return hv_fail(e, HV_E_SIZE, EBADMSG, "size mismatch: the download is longer than the expected %llu bytes",
                                (unsigned long long)p->fp->size);
-        if (p->read_bytes > hv_conf_max_download(p->conf)) {
+        uint64_t max_dl = hv_conf_max_download(p->conf);
+        if (p->read_bytes > max_dl) {
                 char a[32];
                 return hv_fail(e, HV_E_TOO_LARGE, EFBIG, "the download exceeds the limit of %s (MaxDownloadSize); stopped after %llu bytes",
-                               hv_format_size(hv_conf_max_download(p->conf), a, sizeof(a)), (unsigned long long)p->read_bytes);
+                               hv_format_size(max_dl, a, sizeof(a)), (unsigned long long)p->read_bytes);
         }
         if (EVP_DigestUpdate(p->sha, data, n) != 1)
                 return hv_fail(e, HV_E_ERRNO, EIO, "SHA-512 update failed");

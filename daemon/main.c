@@ -141,23 +141,29 @@ static void conf_warn(const char *file, unsigned line, const char *msg, void *ud
         log_warning("%s:%u: %s", file, line, msg);
 }
 
-/* SIGHUP (systemctl reload): the configuration is read again; new values apply to jobs started
- * from now on, running jobs keep the snapshot they started with, machines are not touched. A
- * file with an error leaves the running configuration as it was. */
-static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void *ud) {
-        (void)s; (void)si;
-        struct manager *m = ud;
-        (void)sd_notifyf(0, "RELOADING=1\nSTATUS=Reloading the configuration\nMONOTONIC_USEC=%llu",
-                         (unsigned long long)hv_mono_usec());
+/* SIGHUP (systemctl reload): the configuration is read again on a thread (reading a file may
+ * wait; the loop never does) and applied on the loop. New values apply to jobs started from
+ * then on, running jobs keep the snapshot they started with, machines are not touched. A file
+ * with an error leaves the running configuration as it was. A SIGHUP during a reload starts
+ * another one after it. */
+struct reload_req {
+        struct manager *m;
+        char *path;
+        bool required;
         struct hv_conf next;
-        struct hv_error e = { 0 };
-        hv_conf_defaults(&next);
-        const char *path = m->config_path ? m->config_path : DEFAULT_CONFIG;
-        if (hv_conf_load(&next, path, m->config_required, conf_warn, NULL, &e) < 0) {
-                log_error("reload: configuration error, keeping the running configuration: %s", e.msg);
-        } else {
+        struct hv_error err;
+        int r;
+};
+
+static void start_reload(struct manager *m);
+
+static void reload_done(struct manager *m, void *data) {
+        struct reload_req *q = data;
+        if (q->r < 0)
+                log_error("reload: configuration error, keeping the running configuration: %s", q->err.msg);
+        else {
                 char kept[256];
-                hv_conf_apply_reload(&m->conf, &next, kept, sizeof(kept));
+                hv_conf_apply_reload(&m->conf, &q->next, kept, sizeof(kept));
                 if (kept[0])
                         log_warning("reload: %s cannot change while hvwgd runs: kept as they were (restart hvwgd to apply)", kept);
                 struct hv_conf_snap *snap = hv_conf_snap_new(&m->conf);
@@ -166,11 +172,58 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
                 else {
                         hv_conf_snap_unref(m->snap);
                         m->snap = snap;
-                        log_info("reload: configuration re-read from %s; it applies to new jobs", path);
+                        log_info("reload: configuration re-read from %s; it applies to new jobs", q->path);
                 }
         }
+        free(q->path);
+        free(q);
+        m->reloading = false;
         (void)sd_notifyf(0, "READY=1\nSTATUS=Serving %s", HV_BUS_NAME);
         job_schedule(m); /* more slots may have opened */
+        if (m->reload_again) {
+                m->reload_again = false;
+                start_reload(m);
+        }
+}
+
+static void *reload_thread(void *arg) {
+        struct reload_req *q = arg;
+        hv_conf_defaults(&q->next);
+        q->r = hv_conf_load(&q->next, q->path, q->required, conf_warn, NULL, &q->err);
+        manager_post(q->m, reload_done, q);
+        return NULL;
+}
+
+static void start_reload(struct manager *m) {
+        if (m->reloading) {
+                m->reload_again = true;
+                return;
+        }
+        struct reload_req *q = calloc(1, sizeof(*q));
+        if (!q || !(q->path = strdup(m->config_path ? m->config_path : DEFAULT_CONFIG))) {
+                free(q);
+                log_error("reload: out of memory");
+                return;
+        }
+        q->m = m;
+        q->required = m->config_required;
+        (void)sd_notifyf(0, "RELOADING=1\nSTATUS=Reloading the configuration\nMONOTONIC_USEC=%llu",
+                         (unsigned long long)hv_mono_usec());
+        pthread_t t;
+        if (pthread_create(&t, NULL, reload_thread, q) != 0) {
+                log_error("reload: cannot start a thread: %m");
+                free(q->path);
+                free(q);
+                (void)sd_notifyf(0, "READY=1\nSTATUS=Serving %s", HV_BUS_NAME);
+                return;
+        }
+        pthread_detach(t);
+        m->reloading = true;
+}
+
+static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void *ud) {
+        (void)s; (void)si;
+        start_reload(ud);
         return 0;
 }
 

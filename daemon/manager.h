@@ -17,6 +17,7 @@ struct manager {
         struct hv_conf_snap *snap;      /* what new jobs and threads take; replaced at a reload */
         char *config_path;
         bool config_required;
+        bool reloading, reload_again;   /* a reload's file is being read on a thread */
         struct store store;
         char hypervisor[16];   /* effective: auto resolved at start-up */
         gid_t hvwg_gid;        /* (gid_t)-1 when the group does not exist */
