@@ -10,7 +10,11 @@ PKGS=(
   zlib1g-dev libisal-dev libcurl4-openssl-dev libssl-dev libxml2-dev libjson-c-dev
   # tests and fuzzing
   libcmocka-dev clang libclang-rt-14-dev python3 util-linux fdisk e2fsprogs scdoc man-db groff-base bsdextrautils
-  dbus-daemon dbus-bin systemd libxml2-utils gzip pigz curl openssl iproute2
+  dbus-daemon dbus-bin systemd libxml2-utils gzip pigz curl openssl iproute2 bc git
+  # packages: the .deb (tools/build-deb.sh), lintian, the RPM spec parsed by rpmspec
+  debhelper dpkg-dev lintian rpm
+  # the systemd boot test's Debian 12 guest (tests/boot/systemd)
+  debootstrap debian-archive-keyring
   # running machines (libvirt + qemu)
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-daemon-system libvirt-clients
   qemu-system-x86 qemu-utils

@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 FUZZ_SECONDS=${FUZZ_SECONDS:-40}
 
 bash tools/deps.sh
+echo "== every command the tests run comes from tools/deps.sh on a minbase Debian 12"
+python3 tools/check-deps.py | grep -v '^ok '
 getent group hvwg >/dev/null || groupadd -r hvwg   # the bus policy and the daemon know this group
 
 echo "== build (normal)"
@@ -21,6 +23,13 @@ echo "== ctest (ASan+UBSan, LeakSanitizer on)"
 
 echo "== build matrix (-Werror: gcc Release/Debug, clang Release, dpkg-buildflags)"
 bash tools/build-matrix.sh
+
+echo "== packages: the .deb (lintian), the RPM spec (rpmspec -P), the systemd boot test (Debian 12 guest, QEMU)"
+pkgdir=$(mktemp -d /tmp/hvwg-pkg.XXXXXX)
+trap 'rm -rf "$pkgdir"' EXIT
+bash tools/build-deb.sh "$pkgdir" >/dev/null
+bash tests/install/test_packages.sh "$pkgdir"
+bash tests/boot/systemd/run.sh "$pkgdir"/hvwgd_*_*.deb
 
 echo "== fuzz (${FUZZ_SECONDS}s per target, ASan+UBSan)"
 dir=$(bash tools/build.sh fuzz)

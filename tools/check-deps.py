@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""Every external command the tests and tools run is installed by tools/deps.sh on a minimal
+Debian 12 (debootstrap --variant=minbase: the Essential and required packages, and apt).
+
+It lists the commands: in Python, every list literal whose first string names an executable
+(["cmp", …], ["virsh", …]); in shell scripts, every word in a command position (line start,
+after ; | && || ( $( then do else ! timeout N exec), heredoc bodies and quoted text left out.
+For each, dpkg -S names the package; that package must be in the dependency closure of
+deps.sh's list plus Essential packages and apt. Prints the table; exits 1 on a gap."""
+import os, re, shutil, subprocess, sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# run in the boot test's guests (their own root filesystems), not on this host
+GUEST_SCRIPTS = {"tests/boot/systemd/guest-check.sh"}
+BUILTINS = set("""if then else elif fi for in do done while until case esac function return exit local export set
+shift cd echo printf read test [ [[ true false eval exec trap wait source . unset declare mapfile readonly
+break continue kill command type getopts let pwd umask ulimit hash times jobs shopt time select coproc
+alias printf""".split())
+
+
+def files():
+    for top in ("tests", "tools", "bench", ".ci"):
+        for d, _, fs in os.walk(os.path.join(ROOT, top)):
+            for f in fs:
+                p = os.path.join(d, f)
+                rel = os.path.relpath(p, ROOT)
+                if rel in GUEST_SCRIPTS or "/corpus/" in rel:
+                    continue
+                if f.endswith((".py", ".sh")) or rel == ".ci/run":
+                    yield rel
+
+
+def py_commands(text):
+    return set(re.findall(r'\[\s*"([A-Za-z0-9][A-Za-z0-9_.+-]*)"', text))
+
+
+CMD_POS = re.compile(r'(?:^|[;|&(]|\$\(|\bthen\s|\bdo\s|\belse\s|!\s|\btimeout\s+\S+\s|\bexec\s)\s*([A-Za-z0-9][A-Za-z0-9_.+-]*)(?=\s|$|;|\))')
+
+
+def sh_commands(text):
+    out, heredoc = set(), None
+    for line in text.splitlines():
+        if heredoc:
+            if line.strip() == heredoc:
+                heredoc = None
+            continue
+        m = re.search(r"<<-?\s*'?\"?(\w+)'?\"?", line)
+        code = re.sub(r"'[^']*'", "''", line)              # single-quoted text is data
+        code = re.sub(r'"(?:[^"\\$]|\\.)*"', '""', code)     # so is double-quoted text without $(
+        code = re.sub(r"(^|\s)#.*", "", code)
+        out |= set(CMD_POS.findall(code))
+        if m:
+            heredoc = m.group(1)
+    return out
+
+
+def package_of(path):
+    cands = {path, os.path.realpath(path)}
+    for c in list(cands):
+        for a, b in (("/usr/bin/", "/bin/"), ("/usr/sbin/", "/sbin/")):
+            if c.startswith(a):
+                cands.add(b + c[len(a):])
+            elif c.startswith(b):
+                cands.add(a + c[len(b):])
+    for c in sorted(cands):
+        r = subprocess.run(["dpkg", "-S", c], capture_output=True, text=True)
+        if r.returncode == 0:
+            return r.stdout.split(":")[0].split(",")[0].strip()
+    return None
+
+
+def deps_packages():
+    text = open(os.path.join(ROOT, "tools/deps.sh")).read()
+    body = re.search(r"PKGS=\((.*?)\n\)", text, re.S).group(1)
+    return {w for line in body.splitlines() for w in line.split("#")[0].split()}
+
+
+def closure(roots):
+    r = subprocess.run(["apt-cache", "depends", "--recurse", "--installed", "--no-recommends", "--no-suggests",
+                        "--no-conflicts", "--no-breaks", "--no-replaces", "--no-enhances", *sorted(roots)],
+                       capture_output=True, text=True)
+    names = {l.strip() for l in r.stdout.splitlines() if l and not l.startswith(" ")}
+    return {n.split(":")[0] for n in names} | set(roots)
+
+
+def main():
+    cmds = {}
+    for rel in files():
+        text = open(os.path.join(ROOT, rel), errors="replace").read()
+        found = py_commands(text) if rel.endswith(".py") else sh_commands(text)
+        for c in found:
+            if c not in BUILTINS and shutil.which(c):
+                cmds.setdefault(c, set()).add(rel)
+            elif c not in BUILTINS and rel.endswith(".sh") and re.search(r"(^|\s)%s\s" % re.escape(c), text) \
+                    and c in ("lintian", "rpmspec", "debootstrap", "dpkg-buildpackage"):
+                cmds.setdefault(c, set()).add(rel)   # named but not installed here: must come from deps.sh
+    # minbase: Essential and Priority: required packages, and apt
+    essential = {l.split()[0] for l in subprocess.run(["dpkg-query", "-W", "-f", "${Package} ${Essential} ${Priority}\n"],
+                                                      capture_output=True, text=True).stdout.splitlines()
+                 if " yes " in l or l.endswith(" required")}
+    ours = deps_packages()
+    have = closure(ours | essential | {"apt"})
+    gaps = 0
+    for c in sorted(cmds):
+        path = shutil.which(c)
+        pkg = package_of(path) if path else None
+        if pkg is None:
+            where = "built by the project" if path and path.startswith(ROOT) else "no package provides it"
+            ok = path is not None and path.startswith(ROOT)
+        else:
+            ok = pkg in have
+            where = pkg + ("" if ok else "  <-- not installed by tools/deps.sh on minbase")
+        gaps += not ok
+        print(f"{'ok  ' if ok else 'MISS'} {c:24} {where}   ({', '.join(sorted(cmds[c]))[:70]})")
+    print(f"{len(cmds)} commands, {gaps} not provided")
+    return 1 if gaps else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
