@@ -5,7 +5,7 @@ Debian 12 (debootstrap --variant=minbase: the Essential and required packages, a
 It lists the commands: in Python, every list literal whose first string names an executable
 (["cmp", …], ["virsh", …]); in shell scripts, every word in a command position (line start,
 after ; | && || ( $( then do else ! timeout N exec), heredoc bodies and quoted text left out.
-For each, dpkg -S names the package; that package must be in the dependency closure of
+For each, looked up in the system PATH, dpkg's file lists name the package; that package must be in the dependency closure of
 deps.sh's list plus Essential packages and apt. Prints the table; exits 1 on a gap."""
 import os, re, shutil, subprocess, sys
 
@@ -54,7 +54,25 @@ def sh_commands(text):
     return out
 
 
-def package_of(path):
+# the PATH of a minbase root (not this shell's: a pyenv or /usr/local copy is not what CI has)
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def which(c):
+    return shutil.which(c, path=SYSTEM_PATH)
+
+
+def dpkg_owners():
+    owners, info = {}, "/var/lib/dpkg/info"
+    for f in os.listdir(info):
+        if f.endswith(".list"):
+            pkg = f[:-5].split(":")[0]
+            for line in open(os.path.join(info, f), errors="replace"):
+                owners.setdefault(line.rstrip("\n"), pkg)
+    return owners
+
+
+def package_of(path, owners):
     cands = {path, os.path.realpath(path)}
     for c in list(cands):
         for a, b in (("/usr/bin/", "/bin/"), ("/usr/sbin/", "/sbin/")):
@@ -63,9 +81,8 @@ def package_of(path):
             elif c.startswith(b):
                 cands.add(a + c[len(b):])
     for c in sorted(cands):
-        r = subprocess.run(["dpkg", "-S", c], capture_output=True, text=True)
-        if r.returncode == 0:
-            return r.stdout.split(":")[0].split(",")[0].strip()
+        if c in owners:
+            return owners[c]
     return None
 
 
@@ -89,7 +106,7 @@ def main():
         text = open(os.path.join(ROOT, rel), errors="replace").read()
         found = py_commands(text) if rel.endswith(".py") else sh_commands(text)
         for c in found:
-            if c not in BUILTINS and shutil.which(c):
+            if c not in BUILTINS and which(c):
                 cmds.setdefault(c, set()).add(rel)
             elif c not in BUILTINS and rel.endswith(".sh") and re.search(r"(^|\s)%s\s" % re.escape(c), text) \
                     and c in ("lintian", "rpmspec", "debootstrap", "dpkg-buildpackage"):
@@ -100,10 +117,10 @@ def main():
                  if " yes " in l or l.endswith(" required")}
     ours = deps_packages()
     have = closure(ours | essential | {"apt"})
-    gaps = 0
+    gaps, owners = 0, dpkg_owners()
     for c in sorted(cmds):
-        path = shutil.which(c)
-        pkg = package_of(path) if path else None
+        path = which(c)
+        pkg = package_of(path, owners) if path else None
         if pkg is None:
             where = "built by the project" if path and path.startswith(ROOT) else "no package provides it"
             ok = path is not None and path.startswith(ROOT)
