@@ -10,10 +10,10 @@
 #include "fetch.h"
 #include "log.h"
 #include "manager.h"
+#include "opts.h"
 #include "scratch.h"
 
 #define MAX_STRING 4096
-#define MAX_OPTIONS 32
 
 /* A FetchImage call whose file:// source is opened on a thread (a FIFO, a device or a slow
  * filesystem must never stall the loop); the reply waits for it. It holds the image name. */
@@ -139,37 +139,38 @@ static int prop_active_jobs(sd_bus *bus, const char *path, const char *iface, co
 
 /* ---- Manager methods ---- */
 
-/* Options: a{sv} with known keys and types. next_option() enters the next entry and checks its
- * key and type against specs (unknown key, wrong type, too many entries: InvalidArgs naming
- * what is allowed); the caller reads the variant and exits the entry. 1: an entry, 0: the end. */
-struct opt_spec {
-        const char *key;
-        const char *type;
-};
-
-static int next_option(sd_bus_message *msg, const struct opt_spec *specs, size_t n_specs, unsigned *count, size_t *idx,
-                       sd_bus_error *ret) {
-        int r = sd_bus_message_enter_container(msg, 'e', "sv");
-        if (r <= 0)
+/* Options: the a{sv} dictionary read into opt_value entries (strings point into msg); what the
+ * keys mean and whether they are right is opts.c's (pure) business. */
+static int read_options(sd_bus_message *msg, struct opt_value *v, size_t *n, sd_bus_error *ret) {
+        *n = 0;
+        int r = sd_bus_message_enter_container(msg, 'a', "{sv}");
+        if (r < 0)
                 return r;
-        if (++*count > MAX_OPTIONS)
-                return sd_bus_error_setf(ret, SD_BUS_ERROR_INVALID_ARGS, "more than %d options", MAX_OPTIONS);
-        const char *key, *type = NULL;
-        char t;
-        if ((r = sd_bus_message_read(msg, "s", &key)) < 0 || (r = sd_bus_message_peek_type(msg, &t, &type)) < 0)
+        while ((r = sd_bus_message_enter_container(msg, 'e', "sv")) > 0) {
+                if (*n == OPTS_MAX)
+                        return sd_bus_error_setf(ret, SD_BUS_ERROR_INVALID_ARGS, "more than %d options", OPTS_MAX);
+                struct opt_value *o = &v[(*n)++];
+                const char *type = NULL;
+                char t;
+                if ((r = sd_bus_message_read(msg, "s", &o->key)) < 0 || (r = sd_bus_message_peek_type(msg, &t, &type)) < 0)
+                        return r;
+                o->type = type && strlen(type) == 1 ? type[0] : '?';
+                int b = 0;
+                if (o->type == 's')
+                        r = sd_bus_message_read(msg, "v", "s", &o->s);
+                else if (o->type == 't')
+                        r = sd_bus_message_read(msg, "v", "t", &o->t);
+                else if (o->type == 'b') {
+                        r = sd_bus_message_read(msg, "v", "b", &b);
+                        o->b = b;
+                } else
+                        r = sd_bus_message_skip(msg, "v");
+                if (r < 0 || (r = sd_bus_message_exit_container(msg)) < 0)
+                        return r;
+        }
+        if (r < 0)
                 return r;
-        for (size_t i = 0; i < n_specs; i++)
-                if (strcmp(key, specs[i].key) == 0) {
-                        if (!type || strcmp(type, specs[i].type) != 0)
-                                return sd_bus_error_setf(ret, SD_BUS_ERROR_INVALID_ARGS, "option %s must have type '%s', got '%s'", key,
-                                                         specs[i].type, type ? type : "?");
-                        *idx = i;
-                        return 1;
-                }
-        char known[256] = "";
-        for (size_t i = 0; i < n_specs; i++)
-                snprintf(known + strlen(known), sizeof(known) - strlen(known), "%s%s", i ? ", " : "", specs[i].key);
-        return sd_bus_error_setf(ret, SD_BUS_ERROR_INVALID_ARGS, "unknown option \"%.64s\" (known: %s)", key, known);
+        return sd_bus_message_exit_container(msg);
 }
 
 /* Bounds at call time: non-root callers may have JobsPerUser jobs at once (queued or running),
@@ -191,74 +192,6 @@ static int check_quota(struct manager *m, uid_t uid, sd_bus_error *ret) {
                 return sd_bus_error_setf(ret, SD_BUS_ERROR_LIMITS_EXCEEDED, "uid %u already has %u jobs (JobsPerUser=%u)", (unsigned)uid,
                                          mine, m->conf.jobs_per_user);
         return 0;
-}
-
-static int parse_fetch_options(struct manager *m, sd_bus_message *msg, struct fetch_params *fp, sd_bus_error *ret) {
-        memset(fp, 0, sizeof(*fp));
-        fp->compressed = true;
-        fp->max_size = m->conf.max_image_size;
-        fp->engine = strcmp(m->conf.inflate, "zlib") == 0 ? GUNZIP_ZLIB : GUNZIP_ISAL;
-        int r = sd_bus_message_enter_container(msg, 'a', "{sv}");
-        if (r < 0)
-                return r;
-        static const struct opt_spec specs[] = {
-                { "sha512", "s" }, { "size", "t" }, { "max_size", "t" }, { "compression", "s" }, { "replace", "b" },
-        };
-        unsigned n = 0;
-        size_t i = 0;
-        while ((r = next_option(msg, specs, ELEMENTSOF(specs), &n, &i, ret)) > 0) {
-                const char *key = specs[i].key;
-                if (strcmp(key, "sha512") == 0) {
-                        const char *s;
-                        r = sd_bus_message_read(msg, "v", "s", &s);
-                        if (r < 0)
-                                return r;
-                        if (strlen(s) != 128 || strspn(s, "0123456789abcdefABCDEF") != 128)
-                                return sd_bus_error_setf(ret, SD_BUS_ERROR_INVALID_ARGS,
-                                                         "option sha512 must be 128 hexadecimal digits, got %zu characters", strlen(s));
-                        for (int k = 0; k < 128; k++)
-                                fp->sha512[k] = (char)(s[k] >= 'A' && s[k] <= 'F' ? s[k] - 'A' + 'a' : s[k]);
-                        fp->sha512[128] = 0;
-                } else if (strcmp(key, "compression") == 0) {
-                        const char *s;
-                        r = sd_bus_message_read(msg, "v", "s", &s);
-                        if (r < 0)
-                                return r;
-                        if (strcmp(s, "gzip") == 0)
-                                fp->compressed = true;
-                        else if (strcmp(s, "none") == 0)
-                                fp->compressed = false;
-                        else
-                                return sd_bus_error_setf(ret, SD_BUS_ERROR_INVALID_ARGS,
-                                                         "option compression must be \"gzip\" or \"none\", got \"%.32s\"", s);
-                } else if (strcmp(key, "size") == 0) {
-                        r = sd_bus_message_read(msg, "v", "t", &fp->size);
-                        if (r < 0)
-                                return r;
-                        fp->have_size = true;
-                } else if (strcmp(key, "max_size") == 0) {
-                        uint64_t v;
-                        r = sd_bus_message_read(msg, "v", "t", &v);
-                        if (r < 0)
-                                return r;
-                        if (v == 0)
-                                return sd_bus_error_setf(ret, SD_BUS_ERROR_INVALID_ARGS, "option max_size must be greater than 0");
-                        if (v < fp->max_size)
-                                fp->max_size = v;
-                } else {
-                        int b;
-                        r = sd_bus_message_read(msg, "v", "b", &b);
-                        if (r < 0)
-                                return r;
-                        fp->replace = b;
-                }
-                r = sd_bus_message_exit_container(msg);
-                if (r < 0)
-                        return r;
-        }
-        if (r < 0)
-                return r;
-        return sd_bus_message_exit_container(msg);
 }
 
 static struct job *job_for_target(struct manager *m, enum job_type type, const char *name) {
@@ -382,13 +315,18 @@ static int method_fetch_image(sd_bus_message *msg, void *ud, sd_bus_error *ret) 
                 return r;
         if ((r = check_string(source, "source", ret)) < 0 || (r = check_string(name_arg, "name", ret)) < 0)
                 return r;
-        struct fetch_params fp;
-        r = parse_fetch_options(m, msg, &fp, ret);
-        if (r < 0)
+        struct opt_value opts[OPTS_MAX];
+        size_t n_opts;
+        if ((r = read_options(msg, opts, &n_opts, ret)) < 0)
                 return r;
+        struct hv_error e = { 0 };
+        struct fetch_params fp;
+        r = opts_fetch(opts, n_opts, m->conf.max_image_size, strcmp(m->conf.inflate, "zlib") == 0 ? GUNZIP_ZLIB : GUNZIP_ISAL, &fp,
+                       &e);
+        if (r < 0)
+                return reply_error(ret, &e);
         if (m->stopping)
                 return sd_bus_error_setf(ret, SD_BUS_ERROR_FAILED, "hvwgd is shutting down");
-        struct hv_error e = { 0 };
         enum uri_scheme scheme;
         r = fetch_check_uri(source, &m->conf, &scheme, &e);
         if (r < 0)
@@ -547,62 +485,23 @@ static int method_create_machine(sd_bus_message *msg, void *ud, sd_bus_error *re
                 return r;
         if ((r = check_name(image, "image", ret)) < 0 || (r = check_name(name, "machine", ret)) < 0)
                 return r;
-        struct create_params cp = { .start = true };
-        bool have_memory = false, have_scratch = false;
-        uint64_t scratch_gib = 0;
-        const char *hv = m->hypervisor, *fs = m->conf.scratch_filesystem, *net = m->conf.network;
-        r = sd_bus_message_enter_container(msg, 'a', "{sv}");
-        if (r < 0)
+        struct opt_value opts[OPTS_MAX];
+        size_t n_opts;
+        if ((r = read_options(msg, opts, &n_opts, ret)) < 0)
                 return r;
-        static const struct opt_spec specs[] = {
-                { "memory_mib", "t" }, { "scratch_gib", "t" }, { "scratch_fs", "s" }, { "hypervisor", "s" }, { "network", "s" },
-                { "start", "b" },
+        const struct create_defaults defaults = {
+                .hypervisor = m->hypervisor,
+                .scratch_fs = m->conf.scratch_filesystem,
+                .network = m->conf.network,
+                .online_cpus = sysconf(_SC_NPROCESSORS_ONLN),
+                .cpu_overcommit = m->conf.cpu_overcommit,
+                .memory_per_core_mib = m->conf.memory_per_core_mib,
+                .scratch_per_core_gib = m->conf.scratch_per_core_gib,
+                .max_scratch_size = m->conf.max_scratch_size,
         };
-        unsigned n = 0;
-        size_t i = 0;
-        while ((r = next_option(msg, specs, ELEMENTSOF(specs), &n, &i, ret)) > 0) {
-                const char *key = specs[i].key;
-                if (!strcmp(key, "memory_mib")) {
-                        r = sd_bus_message_read(msg, "v", "t", &cp.memory_mib);
-                        have_memory = true;
-                } else if (!strcmp(key, "scratch_gib")) {
-                        r = sd_bus_message_read(msg, "v", "t", &scratch_gib);
-                        have_scratch = true;
-                } else if (!strcmp(key, "scratch_fs"))
-                        r = sd_bus_message_read(msg, "v", "s", &fs);
-                else if (!strcmp(key, "hypervisor"))
-                        r = sd_bus_message_read(msg, "v", "s", &hv);
-                else if (!strcmp(key, "network"))
-                        r = sd_bus_message_read(msg, "v", "s", &net);
-                else {
-                        int b;
-                        r = sd_bus_message_read(msg, "v", "b", &b);
-                        cp.start = b;
-                }
-                if (r < 0 || (r = sd_bus_message_exit_container(msg)) < 0)
-                        return r;
-        }
-        if (r < 0 || (r = sd_bus_message_exit_container(msg)) < 0)
-                return r;
-        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        unsigned max_cores = (unsigned)(cpus > 0 ? cpus : 1) * m->conf.cpu_overcommit;
-        if (cores == 0 || cores > max_cores)
-                return sd_bus_error_setf(ret, SD_BUS_ERROR_INVALID_ARGS,
-                                         "cores must be between 1 and %u (%ld online CPUs × CpuOvercommit=%u), got %u", max_cores, cpus,
-                                         m->conf.cpu_overcommit, cores);
-        if (have_memory && (cp.memory_mib == 0 || cp.memory_mib > (16ULL << 20)))
-                return sd_bus_error_setf(ret, SD_BUS_ERROR_INVALID_ARGS, "memory_mib must be between 1 and %llu", 16ULL << 20);
-        if (!have_memory)
-                cp.memory_mib = (uint64_t)cores * m->conf.memory_per_core_mib;
-        if (dom_hv_parse(hv, &cp.hv) < 0)
-                return sd_bus_error_setf(ret, SD_BUS_ERROR_INVALID_ARGS, "unknown hypervisor \"%.32s\" (kvm, qemu, xen, xen-pv)", hv);
-        if (strcmp(fs, "ext4") && strcmp(fs, "ext3") && strcmp(fs, "ext2"))
-                return sd_bus_error_setf(ret, SD_BUS_ERROR_INVALID_ARGS, "unknown scratch_fs \"%.32s\" (ext4, ext3, ext2)", fs);
-        if (*net && !hv_name_valid(net))
-                return sd_bus_error_setf(ret, SD_BUS_ERROR_INVALID_ARGS, "invalid network name \"%.64s\"", net);
+        struct create_params cp;
         struct hv_error e = { 0 };
-        r = scratch_size(cores, m->conf.scratch_per_core_gib, have_scratch, scratch_gib, m->conf.max_scratch_size, &cp.scratch_bytes, &e);
-        if (r < 0)
+        if ((r = opts_create(opts, n_opts, cores, &defaults, &cp, &e)) < 0)
                 return reply_error(ret, &e);
         if (m->stopping)
                 return sd_bus_error_setf(ret, SD_BUS_ERROR_FAILED, "hvwgd is shutting down");
@@ -615,11 +514,8 @@ static int method_create_machine(sd_bus_message *msg, void *ud, sd_bus_error *re
                 return sd_bus_error_setf(ret, HV_ERROR_MACHINE_EXISTS, "machine %s already exists", name);
         if ((r = check_quota(m, uid, ret)) < 0)
                 return r;
-        cp.cores = cores;
         snprintf(cp.image, sizeof(cp.image), "%s", image);
         snprintf(cp.image_path, sizeof(cp.image_path), "%s/%s.raw", m->conf.image_root, image);
-        snprintf(cp.scratch_fs, sizeof(cp.scratch_fs), "%s", fs);
-        snprintf(cp.network, sizeof(cp.network), "%s", net);
         struct job *j = job_new(m, JOB_CREATE, name, image, uid);
         if (!j)
                 return -ENOMEM;
@@ -647,21 +543,14 @@ static int method_destroy_machine(sd_bus_message *msg, void *ud, sd_bus_error *r
         const char *name;
         if ((r = read_name(msg, "machine", &name, ret)) < 0)
                 return r;
-        bool keep = false;
-        r = sd_bus_message_enter_container(msg, 'a', "{sv}");
-        if (r < 0)
+        struct opt_value opts[OPTS_MAX];
+        size_t n_opts;
+        if ((r = read_options(msg, opts, &n_opts, ret)) < 0)
                 return r;
-        static const struct opt_spec specs[] = { { "keep_disks", "b" } };
-        unsigned n = 0;
-        size_t i = 0;
-        while ((r = next_option(msg, specs, ELEMENTSOF(specs), &n, &i, ret)) > 0) {
-                int b;
-                if ((r = sd_bus_message_read(msg, "v", "b", &b)) < 0 || (r = sd_bus_message_exit_container(msg)) < 0)
-                        return r;
-                keep = b;
-        }
-        if (r < 0 || (r = sd_bus_message_exit_container(msg)) < 0)
-                return r;
+        bool keep;
+        struct hv_error e = { 0 };
+        if ((r = opts_destroy(opts, n_opts, &keep, &e)) < 0)
+                return reply_error(ret, &e);
         struct job *j = job_for_target(m, JOB_CREATE, name);
         if (j)
                 return sd_bus_error_setf(ret, SD_BUS_ERROR_FAILED, "machine %s is being created by job %u: cancel that job instead", name,

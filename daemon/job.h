@@ -4,23 +4,13 @@
 #include <stdatomic.h>
 #include <sys/types.h>
 
-#include "gunzip.h"
 #include "machine.h"
+#include "opts.h"
 #include "store.h"
 
 struct manager;
 
 enum job_type { JOB_FETCH, JOB_CREATE };
-
-struct fetch_params {
-        char sha512[129]; /* lower-case hex, "" when not given */
-        bool have_size;
-        uint64_t size;
-        uint64_t max_size; /* min(option, MaxImageSize) */
-        bool compressed;
-        bool replace;
-        enum gunzip_engine engine;
-};
 
 struct job {
         uint32_t id;

@@ -170,16 +170,51 @@ static const char *event_state(int event) {
 
 /* Removes what hvwgd puts in a machine directory, then the directory; with keep_disks only
  * the record (the root and scratch disks and the directory stay). */
+/* A machine directory holds only these files of ours, and the temp files of hv_write_file_atomic
+ * ("machine.meta.tmp.PID") a crash can leave behind. */
+static bool our_file(const char *name) {
+        static const char *const files[] = { "root.raw", "scratch.img", "root.raw.tmp", "console.log", "machine.meta" };
+        for (size_t i = 0; i < ELEMENTSOF(files); i++)
+                if (strcmp(name, files[i]) == 0)
+                        return true;
+        const char *tmp = "machine.meta.tmp.";
+        return strncmp(name, tmp, strlen(tmp)) == 0 && name[strlen(tmp)] && strspn(name + strlen(tmp), "0123456789") == strlen(name + strlen(tmp));
+}
+
+/* Removes our files (all but the disks with keep_disks) and, without keep_disks, the directory.
+ * The .creating marker goes last, only once nothing else is left: a directory that cannot be
+ * emptied keeps it, so the next start-up still knows it for a half-made machine. */
 static bool remove_machine_dir(const char *dir, bool keep_disks) {
-        static const char *const files[] = { "root.raw", "scratch.img", "root.raw.tmp", "console.log", "machine.meta", ".creating" };
-        char p[PATH_MAX];
-        for (size_t i = keep_disks ? 2 : 0; i < ELEMENTSOF(files); i++) {
-                snprintf(p, sizeof(p), "%.4000s/%s", dir, files[i]);
-                if (unlink(p) < 0 && errno != ENOENT)
-                        log_warning("cannot remove %s: %m", p);
+        DIR *d = opendir(dir);
+        if (!d)
+                return errno == ENOENT;
+        bool others = false;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                const char *n = de->d_name;
+                if (!strcmp(n, ".") || !strcmp(n, "..") || !strcmp(n, ".creating"))
+                        continue;
+                if (!our_file(n) || (keep_disks && (!strcmp(n, "root.raw") || !strcmp(n, "scratch.img")))) {
+                        others |= !keep_disks;
+                        continue;
+                }
+                if (unlinkat(dirfd(d), n, 0) < 0 && errno != ENOENT) {
+                        log_warning("cannot remove %s/%s: %m", dir, n);
+                        others = true;
+                }
         }
+        closedir(d);
+        if (others) {
+                log_warning("cannot remove %s: it holds files that are not hvwgd's; remove them and restart hvwgd (or DestroyMachine)",
+                            dir);
+                return false;
+        }
+        char p[PATH_MAX];
+        snprintf(p, sizeof(p), "%.4000s/.creating", dir);
+        if (unlink(p) < 0 && errno != ENOENT)
+                log_warning("cannot remove %s: %m", p);
         if (!keep_disks && rmdir(dir) < 0 && errno != ENOENT) {
-                log_warning("cannot remove %s: %m (files of others in it?)", dir);
+                log_warning("cannot remove %s: %m", dir);
                 return false;
         }
         return true;

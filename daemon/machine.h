@@ -4,6 +4,7 @@
 #include <systemd/sd-bus.h>
 
 #include "domxml.h"
+#include "opts.h"
 #include "util.h"
 
 struct manager;
@@ -19,18 +20,6 @@ struct machine {
         char state[16];
         bool destroying;
         struct machine *next;
-};
-
-struct create_params {
-        char image[65];
-        char image_path[1024];
-        unsigned cores;
-        uint64_t memory_mib;
-        uint64_t scratch_bytes;
-        char scratch_fs[8];
-        enum dom_hv hv;
-        char network[65];
-        bool start;
 };
 
 /* Removes machine directories a crash left mid-create (marked .creating). */

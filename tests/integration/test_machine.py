@@ -2,7 +2,7 @@
 and true), list with the right sizes, destroy with files gone, rollback when libvirt refuses the
 name, cancel mid-create, bad input with its errors and nothing left behind, start-up
 reconciliation of machine directories without a domain."""
-import json, os, re, subprocess, sys, time
+import json, os, re, shutil, subprocess, sys, time
 sys.path.insert(0, os.path.dirname(__file__))
 import harness as h
 
@@ -98,6 +98,17 @@ def main():
         os.makedirs(os.path.join(env.machines, "ghost"))
         os.makedirs(os.path.join(env.machines, "kept"))
         open(os.path.join(env.machines, "kept", "root.raw"), "w").write("disk")
+        # killed while machine.meta was being written: its temp file must not keep the directory
+        # (test_crash found one that stayed, unlisted, without its marker)
+        half = os.path.join(env.machines, "half")
+        os.makedirs(half)
+        for f in (".creating", "root.raw", "scratch.img", "machine.meta.tmp.4242"):
+            open(os.path.join(half, f), "w").write("x")
+        # a half-made machine with a file that is not ours keeps its marker (and the file)
+        odd = os.path.join(env.machines, "odd")
+        os.makedirs(odd)
+        for f in (".creating", "root.raw", "notes.txt"):
+            open(os.path.join(odd, f), "w").write("x")
         env.stop_daemon()
         env.start_daemon()
         for _ in range(50):
@@ -109,6 +120,10 @@ def main():
         h.check("has no libvirt domain" in env.log(), "start-up reconciliation logs it")
         h.check(not os.path.exists(os.path.join(env.machines, "ghost")), "an empty machine directory is removed at start-up")
         h.check(open(os.path.join(env.machines, "kept", "root.raw")).read() == "disk", "kept disks are left alone")
+        h.check(not os.path.exists(half), "a half-made machine with a leftover machine.meta.tmp.PID is removed")
+        h.check(sorted(os.listdir(odd)) == [".creating", "notes.txt"] and "not hvwgd's" in env.log(),
+                f"a half-made machine holding a foreign file: ours removed, marker and file kept, logged ({sorted(os.listdir(odd))})")
+        shutil.rmtree(odd)
         r = env.ctl("destroy", "vm-off")
         h.check(r.returncode == 0 and not os.path.exists(d), "DestroyMachine removes an undefined machine's directory")
         r = env.ctl("rm", "m")

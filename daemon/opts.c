@@ -1,0 +1,168 @@
+/* opts.c: FetchImage and CreateMachine options, validated without any I/O. */
+#include "opts.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "scratch.h"
+
+struct opt_spec {
+        const char *key;
+        char type;
+};
+
+/* Every key known with the right type, none twice; the index of each entry's spec in idx. */
+static int check_keys(const struct opt_value *v, size_t n, const struct opt_spec *specs, size_t n_specs, size_t *idx,
+                      struct hv_error *e) {
+        if (n > OPTS_MAX)
+                return hv_fail(e, HV_E_INVALID_ARGS, EINVAL, "more than %d options", OPTS_MAX);
+        for (size_t i = 0; i < n; i++) {
+                size_t k = 0;
+                while (k < n_specs && strcmp(v[i].key, specs[k].key) != 0)
+                        k++;
+                if (k == n_specs) {
+                        char known[256] = "";
+                        for (size_t s = 0; s < n_specs; s++)
+                                snprintf(known + strlen(known), sizeof(known) - strlen(known), "%s%s", s ? ", " : "", specs[s].key);
+                        return hv_fail(e, HV_E_INVALID_ARGS, EINVAL, "unknown option \"%.64s\" (known: %s)", v[i].key, known);
+                }
+                if (v[i].type != specs[k].type)
+                        return hv_fail(e, HV_E_INVALID_ARGS, EINVAL, "option %s must have type '%c', got '%c'", specs[k].key,
+                                       specs[k].type, v[i].type);
+                for (size_t j = 0; j < i; j++)
+                        if (idx[j] == k)
+                                return hv_fail(e, HV_E_INVALID_ARGS, EINVAL, "option %s given twice", specs[k].key);
+                idx[i] = k;
+        }
+        return 0;
+}
+
+enum { F_SHA512, F_SIZE, F_MAX_SIZE, F_COMPRESSION, F_REPLACE };
+static const struct opt_spec fetch_specs[] = {
+        [F_SHA512] = { "sha512", 's' },           [F_SIZE] = { "size", 't' },       [F_MAX_SIZE] = { "max_size", 't' },
+        [F_COMPRESSION] = { "compression", 's' }, [F_REPLACE] = { "replace", 'b' },
+};
+
+int opts_fetch(const struct opt_value *v, size_t n, uint64_t max_image_size, enum gunzip_engine engine,
+               struct fetch_params *fp, struct hv_error *e) {
+        size_t idx[OPTS_MAX];
+        *fp = (struct fetch_params){ .compressed = true, .max_size = max_image_size, .engine = engine };
+        int r = check_keys(v, n, fetch_specs, ELEMENTSOF(fetch_specs), idx, e);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                const struct opt_value *o = &v[i];
+                switch (idx[i]) {
+                case F_SHA512: {
+                        size_t len = strlen(o->s);
+                        if (len != HV_SHA512_HEX || strspn(o->s, "0123456789abcdefABCDEF") != HV_SHA512_HEX)
+                                return hv_fail(e, HV_E_INVALID_ARGS, EINVAL,
+                                               "option sha512 must be %d hexadecimal digits, got %zu characters", HV_SHA512_HEX, len);
+                        for (int k = 0; k < HV_SHA512_HEX; k++)
+                                fp->sha512[k] = (char)(o->s[k] >= 'A' && o->s[k] <= 'F' ? o->s[k] - 'A' + 'a' : o->s[k]);
+                        fp->sha512[HV_SHA512_HEX] = 0;
+                        break;
+                }
+                case F_COMPRESSION:
+                        if (strcmp(o->s, "gzip") == 0)
+                                fp->compressed = true;
+                        else if (strcmp(o->s, "none") == 0)
+                                fp->compressed = false;
+                        else
+                                return hv_fail(e, HV_E_INVALID_ARGS, EINVAL, "option compression must be \"gzip\" or \"none\", got \"%.32s\"",
+                                               o->s);
+                        break;
+                case F_SIZE:
+                        fp->size = o->t;
+                        fp->have_size = true;
+                        break;
+                case F_MAX_SIZE:
+                        if (o->t == 0)
+                                return hv_fail(e, HV_E_INVALID_ARGS, EINVAL, "option max_size must be greater than 0");
+                        if (o->t < fp->max_size)
+                                fp->max_size = o->t;
+                        break;
+                default:
+                        fp->replace = o->b;
+                }
+        }
+        return 0;
+}
+
+enum { C_MEMORY, C_SCRATCH, C_FS, C_HV, C_NET, C_START };
+static const struct opt_spec create_specs[] = {
+        [C_MEMORY] = { "memory_mib", 't' }, [C_SCRATCH] = { "scratch_gib", 't' }, [C_FS] = { "scratch_fs", 's' },
+        [C_HV] = { "hypervisor", 's' },     [C_NET] = { "network", 's' },          [C_START] = { "start", 'b' },
+};
+#define MAX_MEMORY_MIB (16ULL << 20) /* 16 TiB */
+
+int opts_create(const struct opt_value *v, size_t n, uint32_t cores, const struct create_defaults *d,
+                struct create_params *cp, struct hv_error *e) {
+        size_t idx[OPTS_MAX];
+        *cp = (struct create_params){ .start = true };
+        int r = check_keys(v, n, create_specs, ELEMENTSOF(create_specs), idx, e);
+        if (r < 0)
+                return r;
+        bool have_memory = false, have_scratch = false;
+        uint64_t scratch_gib = 0;
+        const char *hv = d->hypervisor, *fs = d->scratch_fs, *net = d->network;
+        for (size_t i = 0; i < n; i++) {
+                const struct opt_value *o = &v[i];
+                switch (idx[i]) {
+                case C_MEMORY:
+                        cp->memory_mib = o->t;
+                        have_memory = true;
+                        break;
+                case C_SCRATCH:
+                        scratch_gib = o->t;
+                        have_scratch = true;
+                        break;
+                case C_FS:
+                        fs = o->s;
+                        break;
+                case C_HV:
+                        hv = o->s;
+                        break;
+                case C_NET:
+                        net = o->s;
+                        break;
+                default:
+                        cp->start = o->b;
+                }
+        }
+        long cpus = d->online_cpus > 0 ? d->online_cpus : 1;
+        unsigned max_cores = (unsigned)cpus * d->cpu_overcommit;
+        if (cores == 0 || cores > max_cores)
+                return hv_fail(e, HV_E_INVALID_ARGS, EINVAL, "cores must be between 1 and %u (%ld online CPUs × CpuOvercommit=%u), got %u",
+                               max_cores, cpus, d->cpu_overcommit, cores);
+        if (have_memory && (cp->memory_mib == 0 || cp->memory_mib > MAX_MEMORY_MIB))
+                return hv_fail(e, HV_E_INVALID_ARGS, EINVAL, "memory_mib must be between 1 and %llu", MAX_MEMORY_MIB);
+        if (!have_memory)
+                cp->memory_mib = (uint64_t)cores * d->memory_per_core_mib;
+        if (dom_hv_parse(hv, &cp->hv) < 0)
+                return hv_fail(e, HV_E_INVALID_ARGS, EINVAL, "unknown hypervisor \"%.32s\" (kvm, qemu, xen, xen-pv)", hv);
+        if (strcmp(fs, "ext4") && strcmp(fs, "ext3") && strcmp(fs, "ext2"))
+                return hv_fail(e, HV_E_INVALID_ARGS, EINVAL, "unknown scratch_fs \"%.32s\" (ext4, ext3, ext2)", fs);
+        if (*net && !hv_name_valid(net))
+                return hv_fail(e, HV_E_INVALID_ARGS, EINVAL, "invalid network name \"%.64s\"", net);
+        r = scratch_size(cores, d->scratch_per_core_gib, have_scratch, scratch_gib, d->max_scratch_size, &cp->scratch_bytes, e);
+        if (r < 0)
+                return r;
+        cp->cores = cores;
+        snprintf(cp->scratch_fs, sizeof(cp->scratch_fs), "%s", fs);
+        snprintf(cp->network, sizeof(cp->network), "%s", net);
+        return 0;
+}
+
+static const struct opt_spec destroy_specs[] = { { "keep_disks", 'b' } };
+
+int opts_destroy(const struct opt_value *v, size_t n, bool *keep_disks, struct hv_error *e) {
+        size_t idx[OPTS_MAX];
+        *keep_disks = false;
+        int r = check_keys(v, n, destroy_specs, ELEMENTSOF(destroy_specs), idx, e);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++)
+                *keep_disks = v[i].b;
+        return 0;
+}

@@ -1,0 +1,70 @@
+/* opts.h: what a FetchImage or CreateMachine caller asks for, and the pure validation of the
+ * options dictionary (a{sv}). The bus edge reads the dictionary into opt_value entries; these
+ * functions know nothing of D-Bus, so unit tests and fuzz_opts reach them directly. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "domxml.h"
+#include "gunzip.h"
+#include "names.h"
+#include "util.h"
+
+#define OPTS_MAX 32          /* entries in one options dictionary */
+#define HV_SHA512_HEX 128    /* a SHA-512 digest in hex */
+#define HV_FS_NAME_MAX 7     /* "ext4" */
+
+/* One dictionary entry whose variant holds a basic type: 's', 't' (uint64) or 'b'. */
+struct opt_value {
+        const char *key;
+        char type;
+        const char *s;
+        uint64_t t;
+        bool b;
+};
+
+struct fetch_params {
+        char sha512[HV_SHA512_HEX + 1]; /* lower-case hex, "" when not given */
+        bool have_size;
+        uint64_t size;
+        uint64_t max_size; /* min(option, MaxImageSize) */
+        bool compressed;
+        bool replace;
+        enum gunzip_engine engine;
+};
+
+struct create_params {
+        char image[HV_NAME_MAX + 1];
+        char image_path[1024];
+        unsigned cores;
+        uint64_t memory_mib;
+        uint64_t scratch_bytes;
+        char scratch_fs[HV_FS_NAME_MAX + 1];
+        enum dom_hv hv;
+        char network[HV_NAME_MAX + 1];
+        bool start;
+};
+
+/* What CreateMachine falls back to, from the configuration and the host. */
+struct create_defaults {
+        const char *hypervisor;       /* effective (auto resolved) */
+        const char *scratch_fs;
+        const char *network;
+        long online_cpus;
+        unsigned cpu_overcommit;
+        uint64_t memory_per_core_mib;
+        uint64_t scratch_per_core_gib;
+        uint64_t max_scratch_size;
+};
+
+/* FetchImage's options (sha512, size, max_size, compression, replace) over the defaults.
+ * 0, or -EINVAL with e saying what is wrong (HV_E_INVALID_ARGS). */
+int opts_fetch(const struct opt_value *v, size_t n, uint64_t max_image_size, enum gunzip_engine engine,
+               struct fetch_params *fp, struct hv_error *e);
+/* CreateMachine's cores and options (memory_mib, scratch_gib, scratch_fs, hypervisor, network,
+ * start); image and image_path are the caller's to fill. */
+int opts_create(const struct opt_value *v, size_t n, uint32_t cores, const struct create_defaults *d,
+                struct create_params *cp, struct hv_error *e);
+/* DestroyMachine's options (keep_disks). */
+int opts_destroy(const struct opt_value *v, size_t n, bool *keep_disks, struct hv_error *e);
