@@ -28,5 +28,3 @@ void bufq_destroy(struct bufq *q);
 int bufq_push(struct bufq *q, struct buf *b);
 /* Blocks while empty; -ECANCELED once the pipeline is aborted. */
 int bufq_pop(struct bufq *q, struct buf **ret);
-/* Wakes every waiter so it sees the abort flag. */
-void bufq_wake(struct bufq *q);

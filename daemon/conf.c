@@ -398,3 +398,26 @@ int hv_conf_load(struct hv_conf *c, const char *path, bool required, hv_conf_war
                 free(names[i]);
         return r;
 }
+
+void hv_conf_print(FILE *f, const struct hv_conf *c) {
+        fprintf(f, "[Storage]\nImageRoot=%s\nMachineRoot=%s\nMaxImageSize=%llu\nAllowedSourceDirs=", c->image_root, c->machine_root,
+               (unsigned long long)c->max_image_size);
+        for (unsigned i = 0; i < c->n_allowed_source_dirs; i++)
+                fprintf(f, "%s%s", i ? " " : "", c->allowed_source_dirs[i]);
+        fprintf(f, "\n[Machine]\nScratchPerCoreGiB=%llu\nMemoryPerCoreMiB=%llu\nScratchFilesystem=%s\nScratchAllocation=%s\n"
+               "ScratchBytesPerInode=%llu\nMaxScratchSize=%llu\nHypervisor=%s\nLibvirtURI=%s\nNetwork=%s\n",
+               (unsigned long long)c->scratch_per_core_gib, (unsigned long long)c->memory_per_core_mib, c->scratch_filesystem,
+               c->scratch_allocation, (unsigned long long)c->scratch_bytes_per_inode, (unsigned long long)c->max_scratch_size,
+               c->hypervisor, c->libvirt_uri, c->network);
+        fprintf(f, "ScratchDevices=");
+        for (unsigned i = 0; i < c->n_scratch_devices; i++)
+                fprintf(f, "%s%s", i ? " " : "", c->scratch_devices[i]);
+        fprintf(f, "\n");
+        fprintf(f, "[Fetch]\nMaxConcurrent=%u\nConnectTimeoutSec=%u\nStallTimeoutSec=%u\nMaxRedirects=%u\nInflate=%s\nCAPath=%s\nProxy=%s\nJobsPerUser=%u\n",
+               c->max_concurrent, c->connect_timeout_sec, c->stall_timeout_sec, c->max_redirects, c->inflate, c->ca_path, c->proxy,
+               c->jobs_per_user);
+        fprintf(f, "RunningJobsPerUser=%u\nMaxQueuedJobs=%u\nLowSpeedLimit=%llu\nLowSpeedTimeSec=%u\nMaxDownloadTimeSec=%u\n"
+               "MaxDownloadSize=%llu\nAllowLoopbackRedirects=%s\n",
+               hv_conf_running_per_user(c), c->max_queued_jobs, (unsigned long long)c->low_speed_limit, c->low_speed_time_sec,
+               c->max_download_time_sec, (unsigned long long)hv_conf_max_download(c), c->allow_loopback_redirects ? "yes" : "no");
+}

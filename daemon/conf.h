@@ -1,5 +1,6 @@
 /* conf.h: hvwgd.conf, an INI file plus drop-ins; the parser is pure (text in, struct out). */
 #pragma once
+#include <stdio.h>
 #include "util.h"
 
 #define HV_CONF_MAX_DIRS 32
@@ -71,3 +72,5 @@ int hv_conf_parse(struct hv_conf *c, const char *text, size_t len, const char *f
 /* Loads `path` (must exist when `required`), then PATH.d/ *.conf in lexical order. */
 int hv_conf_load(struct hv_conf *c, const char *path, bool required,
                  hv_conf_warn_fn warn, void *userdata, struct hv_error *e);
+/* The effective configuration in the file's syntax (hvwgd --check-config). */
+void hv_conf_print(FILE *f, const struct hv_conf *c);

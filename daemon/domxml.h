@@ -1,6 +1,7 @@
 /* domxml.h: libvirt domain XML for a machine, built by a pure function (libxml2 xmlwriter), and
  * our metadata read back from it. */
 #pragma once
+#include "names.h"
 #include "util.h"
 
 #define HVWG_XML_NS "https://hepix.org/hvwg/1"
@@ -29,7 +30,7 @@ struct dom_spec {
 };
 
 struct dom_meta {
-        char image[65];
+        char image[HV_NAME_MAX + 1];
         unsigned cores;
         uint64_t memory_mib;
         uint64_t scratch_bytes;

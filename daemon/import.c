@@ -9,12 +9,12 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
+#include "import.h"
+
 #include "bufq.h"
 #include "fetch.h"
 #include "inspect.h"
-#include "job.h"
 #include "log.h"
-#include "manager.h"
 #include "sparse.h"
 
 #define IN_BUF_SIZE (256 * 1024)
@@ -26,7 +26,8 @@
 #define SPACE_RATIO 2
 
 struct pipeline {
-        struct job *job;
+        struct job_ctl *ctl;
+        const struct fetch_job *job;
         const struct fetch_params *fp;
         const struct hv_conf *conf;
         pthread_mutex_t err_mtx;
@@ -39,7 +40,7 @@ struct pipeline {
         uint64_t read_bytes, total;
         struct buf *cur;
         int fd;
-        char store_dir[600];
+        char store_dir[HV_STORE_DIR_MAX];
         struct sparse_writer sw;
 };
 
@@ -54,7 +55,7 @@ static void pipe_fail(struct pipeline *p, int r, const struct hv_error *e) {
                         p->err = *e;
         }
         pthread_mutex_unlock(&p->err_mtx);
-        atomic_store(&p->job->cancel, true);
+        atomic_store(job_ctl_abort(p->ctl), true);
 }
 
 static struct bufq *home(struct pipeline *p, struct buf *b) {
@@ -75,7 +76,7 @@ static int on_total(void *ud, uint64_t total, struct hv_error *e) {
                                (unsigned long long)total, hv_format_size(max_dl, a, sizeof(a)));
         }
         uint64_t known = fp->have_size ? fp->size : total;
-        job_set_bytes(p->job, 0, known);
+        job_ctl_bytes(p->ctl, 0, known);
         if (!known)
                 return 0;
         uint64_t need = fp->compressed ? known * SPACE_RATIO : known;
@@ -96,7 +97,7 @@ static int on_total(void *ud, uint64_t total, struct hv_error *e) {
 
 static int on_data(void *ud, const uint8_t *data, size_t n, struct hv_error *e) {
         struct pipeline *p = ud;
-        if (atomic_load(&p->job->cancel))
+        if (atomic_load(job_ctl_abort(p->ctl)))
                 return -ECANCELED;
         p->read_bytes += n;
         if (p->fp->have_size && p->read_bytes > p->fp->size)
@@ -132,7 +133,7 @@ static int on_data(void *ud, const uint8_t *data, size_t n, struct hv_error *e) 
                                 return r;
                 }
         }
-        job_set_bytes(p->job, p->read_bytes, p->fp->have_size ? p->fp->size : p->total);
+        job_ctl_bytes(p->ctl, p->read_bytes, p->fp->have_size ? p->fp->size : p->total);
         return 0;
 }
 
@@ -287,7 +288,7 @@ static int alloc_bufs(struct buf *bufs, unsigned n, size_t size, struct bufq *fr
 
 /* Runs the three stages; on return every thread has ended. */
 static int run_pipeline(struct pipeline *p, struct hv_error *e) {
-        atomic_bool *abort = &p->job->cancel;
+        atomic_bool *abort = job_ctl_abort(p->ctl);
         bufq_init(&p->in_free, abort);
         bufq_init(&p->in_full, abort);
         bufq_init(&p->out_free, abort);
@@ -336,7 +337,7 @@ static int run_pipeline(struct pipeline *p, struct hv_error *e) {
         r = p->r;
         if (r < 0)
                 *e = p->err;
-        else if (atomic_load(&p->job->user_canceled))
+        else if (job_ctl_user_canceled(p->ctl))
                 r = hv_fail(e, HV_E_CANCELED, ECANCELED, "canceled");
 out:
         for (unsigned i = 0; i < IN_BUFS; i++)
@@ -363,7 +364,7 @@ static int verify(struct pipeline *p, char *hex, struct hv_error *e) {
         if (p->fp->sha512[0] && strcmp(p->fp->sha512, hex) != 0) {
                 /* JobRemoved goes to every bus client: the digest of a file they may not read would
                  * let them confirm a guess of its contents. The log has it either way. */
-                log_warning("job %u: checksum mismatch: expected sha512 %s, got %s", p->job->id, p->fp->sha512, hex);
+                log_warning("job %u: checksum mismatch: expected sha512 %s, got %s", job_ctl_id(p->ctl), p->fp->sha512, hex);
                 if (!p->job->source_public)
                         return hv_fail(e, HV_E_CHECKSUM, EBADMSG,
                                        "checksum mismatch: expected sha512 %s, got another digest (not shown: the source file "
@@ -373,22 +374,26 @@ static int verify(struct pipeline *p, char *hex, struct hv_error *e) {
         return 0;
 }
 
-int import_run(struct job *j, struct hv_error *e) {
+static int fetch_run_job(struct job_ctl *ctl, void *payload, struct hv_error *e) {
+        struct fetch_job *j = payload;
         const struct hv_conf *conf = &j->conf->c;
+        uint32_t id = job_ctl_id(ctl);
+        atomic_bool *abort = job_ctl_abort(ctl);
         struct pipeline *p = calloc(1, sizeof(*p));
         if (!p)
                 return hv_fail(e, HV_E_ERRNO, ENOMEM, "out of memory");
+        p->ctl = ctl;
         p->job = j;
-        p->fp = &j->fetch;
+        p->fp = &j->fp;
         p->conf = conf;
         p->fd = -1;
         snprintf(p->store_dir, sizeof(p->store_dir), "%s", conf->image_root);
         char tmp[PATH_MAX];
         snprintf(tmp, sizeof(tmp), "%s/.tmp/%s.XXXXXX", conf->image_root, j->target);
         struct image *img = NULL;
-        char hex[129] = "";
+        char hex[HV_SHA512_HEX + 1] = "";
         int r;
-        job_set_phase(j, "download");
+        job_ctl_phase(ctl, "download");
         /* O_DIRECT: the decompressed image goes to disk without a copy into the page cache
          * (measured: buffered write + fsync of 2 GB takes 3× as long on these VMs) and nothing
          * is left to flush at the end. Filesystems without it (tmpfs) get buffered writes. */
@@ -416,7 +421,7 @@ int import_run(struct job *j, struct hv_error *e) {
                         goto out;
                 }
         }
-        job_set_phase(j, "verify");
+        job_ctl_phase(ctl, "verify");
         r = verify(p, hex, e);
         if (r < 0)
                 goto out;
@@ -425,11 +430,11 @@ int import_run(struct job *j, struct hv_error *e) {
                 goto out;
         }
         uint64_t t2 = hv_mono_usec();
-        if (atomic_load(&j->cancel)) {
+        if (atomic_load(abort)) {
                 r = hv_fail(e, HV_E_CANCELED, ECANCELED, "canceled");
                 goto out;
         }
-        job_set_phase(j, "inspect");
+        job_ctl_phase(ctl, "inspect");
         img = calloc(1, sizeof(*img));
         if (!img || !(img->table = calloc(1, sizeof(*img->table))) || !(img->source = strdup(j->source_shown))) {
                 r = hv_fail(e, HV_E_ERRNO, ENOMEM, "out of memory");
@@ -438,10 +443,10 @@ int import_run(struct job *j, struct hv_error *e) {
         r = inspect_fd(p->fd, p->sw.off, img->table, e);
         if (r < 0)
                 goto out;
-        log_info("job %u: streamed %llu -> %llu bytes in %.2f s, fsync %.2f s, inspect %.3f s", j->id,
+        log_info("job %u: streamed %llu -> %llu bytes in %.2f s, fsync %.2f s, inspect %.3f s", id,
                  (unsigned long long)p->read_bytes, (unsigned long long)p->sw.off, (double)(t1 - t0) / 1e6,
                  (double)(t2 - t1) / 1e6, (double)(hv_mono_usec() - t2) / 1e6);
-        job_set_phase(j, "publish");
+        job_ctl_phase(ctl, "publish");
         snprintf(img->name, sizeof(img->name), "%s", j->target);
         snprintf(img->sha512, sizeof(img->sha512), "%s", hex);
         img->size = p->sw.off;
@@ -449,18 +454,18 @@ int import_run(struct job *j, struct hv_error *e) {
         img->created_usec = hv_now_usec();
         /* 0440 root:hvwg: an image may come from a file only its owner could read; those who may
          * fetch (root, hvwg) may read images, nobody else (0400 where the group does not exist) */
-        gid_t gid = j->mgr->hvwg_gid;
+        gid_t gid = j->group;
         if (gid != (gid_t)-1 && fchown(p->fd, (uid_t)-1, gid) < 0)
-                log_warning("job %u: cannot give the image to group hvwg: %m", j->id);
+                log_warning("job %u: cannot give the image to group hvwg: %m", id);
         if (fchmod(p->fd, gid != (gid_t)-1 ? 0440 : 0400) < 0) {
                 r = hv_fail_errno(e, HV_E_ERRNO, errno, "cannot make the image read-only");
                 goto out;
         }
-        if (atomic_load(&j->cancel)) {
+        if (atomic_load(abort)) {
                 r = hv_fail(e, HV_E_CANCELED, ECANCELED, "canceled");
                 goto out;
         }
-        r = store_publish(conf->image_root, tmp, img, j->fetch.replace, e);
+        r = store_publish(conf->image_root, tmp, img, j->fp.replace, e);
         if (r < 0)
                 goto out;
         log_info("image %s published: %llu bytes (%llu allocated) from %s", img->name, (unsigned long long)img->size,
@@ -478,4 +483,58 @@ out:
         free(p);
         image_free(img);
         return r;
+}
+
+/* On the loop: a published image joins the store's index. */
+static void fetch_finished(void *payload, int result) {
+        struct fetch_job *j = payload;
+        if (result >= 0 && j->image) {
+                store_insert(j->store, j->image);
+                j->image = NULL;
+        }
+}
+
+static void fetch_job_free(void *payload) {
+        struct fetch_job *j = payload;
+        if (!j)
+                return;
+        image_free(j->image);
+        if (j->source_fd >= 0)
+                close(j->source_fd);
+        hv_conf_snap_unref(j->conf);
+        free(j->source);
+        free(j->source_shown);
+        free(j);
+}
+
+const struct job_kind fetch_kind = {
+        .name = "fetch",
+        .run = fetch_run_job,
+        .finished = fetch_finished,
+        .free = fetch_job_free,
+};
+
+struct fetch_job *fetch_job_new(const char *target, const char *source, const struct fetch_params *fp, int *fd, bool source_public,
+                                struct hv_conf_snap *conf, gid_t group, struct store *store) {
+        struct fetch_job *j = calloc(1, sizeof(*j));
+        if (!j)
+                return NULL;
+        char shown[HV_URI_MAX + 8];
+        uri_redact(source, shown, sizeof(shown));
+        j->source_fd = -1;
+        j->source = strdup(source);
+        j->source_shown = strdup(shown);
+        if (!j->source || !j->source_shown) {
+                fetch_job_free(j);
+                return NULL;
+        }
+        snprintf(j->target, sizeof(j->target), "%s", target);
+        j->fp = *fp;
+        j->source_fd = *fd;
+        *fd = -1;
+        j->source_public = source_public;
+        j->conf = hv_conf_snap_ref(conf);
+        j->group = group;
+        j->store = store;
+        return j;
 }

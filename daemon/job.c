@@ -1,133 +1,323 @@
-/* job.c: a job's life: created by a bus call, queued, run on its own worker thread, reported to
- * the loop through one eventfd, ended with exactly one JobRemoved. */
+/* job.c: the job engine: a job's life from job_new() to the one JOB_REMOVED event. Workers
+ * report through their job_ctl; the loop learns of it through one loop_post() at a time and
+ * tells subscribers, at most every EMIT_INTERVAL for progress, at once for phases and ends. */
 #include "job.h"
 
+#include <assert.h>
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 
 #include "log.h"
-#include "manager.h"
-#include "uri.h"
 
 #define EMIT_INTERVAL_USEC (100 * 1000ULL)
+#define MAX_LISTENERS 4
+#define MAX_KINDS 8
 
-const char *job_type_name(enum job_type t) {
-        return t == JOB_FETCH ? "fetch" : "create";
+struct job_ctl {
+        struct job *j;
+        pthread_mutex_t mtx; /* the fields below are shared with the worker */
+        const char *phase;
+        uint64_t done, total;
+        bool changed, phase_changed, finished;
+        uint64_t last_poke_usec;
+        int result;
+        struct hv_error err;
+        atomic_bool abort, user_canceled;
+};
+
+struct jobs {
+        struct loop *loop;
+        struct job *list;
+        uint32_t next_id;
+        struct job_limits limits;
+        bool stopping;
+        atomic_bool dispatch_posted;
+        sd_event_source *rate_timer;
+        struct {
+                job_listener_fn fn;
+                void *ud;
+        } listeners[MAX_LISTENERS];
+        unsigned n_listeners;
+        struct {
+                const struct job_kind *kind;
+                uid_t uid;
+        } last_served[MAX_KINDS];          /* round robin between users, per kind */
+};
+
+static void notify(struct jobs *js, enum job_event ev, struct job *j) {
+        for (unsigned i = 0; i < js->n_listeners; i++)
+                js->listeners[i].fn(js->listeners[i].ud, ev, j);
 }
 
-double job_progress(struct job *j) {
-        pthread_mutex_lock(&j->mtx);
-        double p = 0.0;
-        if (j->finished && j->result == 0)
-                p = 1.0;
-        else if (j->bytes_total)
-                p = (double)j->bytes_done / (double)j->bytes_total;
-        pthread_mutex_unlock(&j->mtx);
-        return p > 1.0 ? 1.0 : p;
+static void dispatch(struct jobs *js);
+
+static void dispatch_task(void *data) {
+        struct jobs *js = data;
+        atomic_store(&js->dispatch_posted, false);
+        dispatch(js);
 }
 
-/* Called with j->mtx held. */
-static void poke_locked(struct job *j, bool force) {
+/* Any thread: have the loop look at the jobs soon (one pending task at most). */
+static void wake(struct jobs *js) {
+        if (!atomic_exchange(&js->dispatch_posted, true) && loop_post(js->loop, dispatch_task, js) < 0)
+                atomic_store(&js->dispatch_posted, false);
+}
+
+/* ---- worker side ---- */
+
+uint32_t job_ctl_id(struct job_ctl *c) {
+        return c->j->id;
+}
+
+/* Called with c->mtx held. */
+static void poke_locked(struct job_ctl *c, bool force) {
         uint64_t now = hv_mono_usec();
-        if (!force && now - j->last_poke_usec < EMIT_INTERVAL_USEC)
+        if (!force && now - c->last_poke_usec < EMIT_INTERVAL_USEC)
                 return;
-        j->last_poke_usec = now;
-        manager_poke(j->mgr);
+        c->last_poke_usec = now;
+        wake(c->j->jobs);
 }
 
-void job_set_phase(struct job *j, const char *phase) {
-        pthread_mutex_lock(&j->mtx);
-        j->phase = phase;
-        j->changed = j->phase_changed = true;
-        poke_locked(j, true);
-        pthread_mutex_unlock(&j->mtx);
+void job_ctl_phase(struct job_ctl *c, const char *phase) {
+        pthread_mutex_lock(&c->mtx);
+        c->phase = phase;
+        c->changed = c->phase_changed = true;
+        poke_locked(c, true);
+        pthread_mutex_unlock(&c->mtx);
 }
 
-void job_set_bytes(struct job *j, uint64_t done, uint64_t total) {
-        pthread_mutex_lock(&j->mtx);
-        j->bytes_done = done;
-        j->bytes_total = total;
-        j->changed = true;
-        poke_locked(j, false);
-        pthread_mutex_unlock(&j->mtx);
+void job_ctl_bytes(struct job_ctl *c, uint64_t done, uint64_t total) {
+        pthread_mutex_lock(&c->mtx);
+        c->done = done;
+        c->total = total;
+        c->changed = true;
+        poke_locked(c, false);
+        pthread_mutex_unlock(&c->mtx);
 }
 
-struct job *job_new(struct manager *m, enum job_type type, const char *target, const char *source, uid_t owner) {
-        struct job *j = calloc(1, sizeof(*j));
+atomic_bool *job_ctl_abort(struct job_ctl *c) {
+        return &c->abort;
+}
+
+bool job_ctl_user_canceled(struct job_ctl *c) {
+        return atomic_load(&c->user_canceled);
+}
+
+static void *worker_main(void *arg) {
+        struct job *j = arg;
+        struct hv_error e = { 0 };
+        int r = j->kind->run(j->ctl, j->payload, &e);
+        struct job_ctl *c = j->ctl;
+        pthread_mutex_lock(&c->mtx);
+        c->result = r;
+        c->err = e;
+        c->finished = true;
+        poke_locked(c, true);
+        pthread_mutex_unlock(&c->mtx);
+        return NULL;
+}
+
+/* ---- any thread ---- */
+
+void job_get_progress(struct job *j, struct job_progress *p) {
+        struct job_ctl *c = j->ctl;
+        pthread_mutex_lock(&c->mtx);
+        p->phase = c->phase;
+        p->done = c->done;
+        p->total = c->total;
+        double f = 0.0;
+        if (c->finished && c->result == 0)
+                f = 1.0;
+        else if (c->total)
+                f = (double)c->done / (double)c->total;
+        pthread_mutex_unlock(&c->mtx);
+        p->fraction = f > 1.0 ? 1.0 : f;
+}
+
+/* ---- loop side ---- */
+
+int jobs_new(struct loop *loop, uint32_t first_id, struct jobs **ret) {
+        struct jobs *js = calloc(1, sizeof(*js));
+        if (!js)
+                return -ENOMEM;
+        js->loop = loop;
+        js->next_id = first_id;
+        js->limits = (struct job_limits){ .max_concurrent = 1, .running_per_user = UINT_MAX };
+        *ret = js;
+        return 0;
+}
+
+static void job_free(struct job *j) {
         if (!j)
+                return;
+        if (j->ctl)
+                pthread_mutex_destroy(&j->ctl->mtx);
+        free(j->ctl);
+        if (j->kind->free)
+                j->kind->free(j->payload);
+        free(j->source);
+        free(j);
+}
+
+struct jobs *jobs_free(struct jobs *js) {
+        if (!js)
                 return NULL;
-        char shown[HV_URI_MAX + 8];
-        uri_redact(source, shown, sizeof(shown));
-        j->source_fd = -1;
-        j->conf = hv_conf_snap_ref(m->snap);
-        j->source = strdup(source);
-        j->source_shown = strdup(shown);
-        if (!j->source || !j->source_shown) {
-                hv_conf_snap_unref(j->conf);
-                free(j->source);
-                free(j->source_shown);
-                free(j);
+        for (struct job *j = js->list, *n; j; j = n) {
+                n = j->next;
+                if (j->started)
+                        pthread_join(j->thread, NULL);
+                job_free(j);
+        }
+        sd_event_source_disable_unref(js->rate_timer);
+        free(js);
+        return NULL;
+}
+
+int jobs_subscribe(struct jobs *js, job_listener_fn fn, void *ud) {
+        if (js->n_listeners == MAX_LISTENERS)
+                return -ENOSPC;
+        js->listeners[js->n_listeners].fn = fn;
+        js->listeners[js->n_listeners].ud = ud;
+        js->n_listeners++;
+        return 0;
+}
+
+struct job *job_new(struct jobs *js, const struct job_kind *kind, const char *target, const char *source_shown, uid_t owner,
+                    void *payload) {
+        struct job *j = calloc(1, sizeof(*j));
+        if (!j) {
+                if (kind->free)
+                        kind->free(payload);
                 return NULL;
         }
-        pthread_mutex_init(&j->mtx, NULL);
-        j->id = ++m->next_job_id;
-        j->type = type;
+        j->kind = kind;
+        j->payload = payload;
+        j->ctl = calloc(1, sizeof(*j->ctl));
+        j->source = strdup(source_shown);
+        if (!j->ctl || !j->source) {
+                free(j->ctl);
+                j->ctl = NULL;
+                job_free(j);
+                return NULL;
+        }
+        pthread_mutex_init(&j->ctl->mtx, NULL);
+        j->ctl->j = j;
+        j->ctl->phase = "queued";
+        j->jobs = js;
+        j->id = ++js->next_id;
         j->owner = owner;
-        j->mgr = m;
-        j->phase = "queued";
         snprintf(j->target, sizeof(j->target), "%s", target);
         snprintf(j->path, sizeof(j->path), HV_JOB_PREFIX "/_%u", j->id);
-        struct job **pp = &m->jobs;
+        struct job **pp = &js->list;
         while (*pp)
                 pp = &(*pp)->next;
         *pp = j;
         return j;
 }
 
-static void job_free(struct job *j) {
-        pthread_mutex_destroy(&j->mtx);
-        image_free(j->image);
-        if (j->source_fd >= 0)
-                close(j->source_fd);
-        hv_conf_snap_unref(j->conf);
-        free(j->source);
-        free(j->source_shown);
-        free(j);
+static void schedule(struct jobs *js);
+
+void job_submit(struct job *j) {
+        j->submitted = true;
+        notify(j->jobs, JOB_NEW, j);
+        schedule(j->jobs);
 }
 
-static void *worker_main(void *arg) {
-        struct job *j = arg;
-        struct hv_error e = { 0 };
-        int r = j->type == JOB_FETCH ? import_run(j, &e) : machine_create_run(j, &e);
-        pthread_mutex_lock(&j->mtx);
-        j->result = r;
-        j->err = e;
-        j->finished = true;
-        poke_locked(j, true);
-        pthread_mutex_unlock(&j->mtx);
-        return NULL;
+void job_cancel(struct job *j) {
+        struct job_ctl *c = j->ctl;
+        atomic_store(&c->user_canceled, true);
+        atomic_store(&c->abort, true);
+        if (!j->started) {
+                pthread_mutex_lock(&c->mtx);
+                if (!c->finished) {
+                        c->result = hv_fail(&c->err, HV_E_CANCELED, ECANCELED, "canceled");
+                        c->finished = true;
+                }
+                pthread_mutex_unlock(&c->mtx);
+        }
+        wake(j->jobs);
 }
 
-static bool queued(const struct job *j) {
-        return !j->started && !j->finished;
+void jobs_stop(struct jobs *js) {
+        js->stopping = true;
+        for (struct job *j = js->list; j; j = j->next)
+                job_cancel(j);
 }
 
-static unsigned running_of(struct manager *m, enum job_type type, uid_t uid, bool any_uid) {
+void jobs_set_limits(struct jobs *js, const struct job_limits *l) {
+        js->limits = *l;
+        schedule(js);
+}
+
+struct job *jobs_first(struct jobs *js) {
+        return js->list;
+}
+
+unsigned jobs_count(struct jobs *js) {
         unsigned n = 0;
-        for (struct job *j = m->jobs; j; j = j->next)
-                n += j->type == type && j->started && !j->finished && (any_uid || j->owner == uid);
+        for (struct job *j = js->list; j; j = j->next)
+                n++;
         return n;
 }
 
-/* The next job to start: the oldest queued job of the first user after `after` (in uid order,
- * wrapping) who has one and is below the per-user cap. NULL if none may start. */
-static struct job *next_in_turn(struct manager *m, enum job_type type, uid_t after) {
-        unsigned cap = hv_conf_running_per_user(&m->conf);
+struct job *jobs_find(struct jobs *js, uint32_t id) {
+        for (struct job *j = js->list; j; j = j->next)
+                if (j->id == id)
+                        return j;
+        return NULL;
+}
+
+struct job *jobs_find_by_path(struct jobs *js, const char *path) {
+        for (struct job *j = js->list; j; j = j->next)
+                if (strcmp(j->path, path) == 0)
+                        return j;
+        return NULL;
+}
+
+struct job *jobs_find_target(struct jobs *js, const struct job_kind *kind, const char *target) {
+        for (struct job *j = js->list; j; j = j->next)
+                if (j->kind == kind && strcmp(j->target, target) == 0)
+                        return j;
+        return NULL;
+}
+
+static bool queued(struct job *j) {
+        bool finished;
+        pthread_mutex_lock(&j->ctl->mtx);
+        finished = j->ctl->finished;
+        pthread_mutex_unlock(&j->ctl->mtx);
+        return j->submitted && !j->started && !finished;
+}
+
+static unsigned running_of(struct jobs *js, const struct job_kind *kind, uid_t uid, bool any_uid) {
+        unsigned n = 0;
+        for (struct job *j = js->list; j; j = j->next)
+                n += j->kind == kind && j->started && !j->ctl->finished && (any_uid || j->owner == uid);
+        return n;
+}
+
+static uid_t *last_served(struct jobs *js, const struct job_kind *kind) {
+        for (unsigned i = 0; i < MAX_KINDS; i++) {
+                if (js->last_served[i].kind == kind)
+                        return &js->last_served[i].uid;
+                if (!js->last_served[i].kind) {
+                        js->last_served[i].kind = kind;
+                        return &js->last_served[i].uid;
+                }
+        }
+        assert(!"more job kinds than MAX_KINDS");
+        return &js->last_served[0].uid;
+}
+
+/* The next job of kind to start: the oldest queued job of the first user after `after` (in uid
+ * order, wrapping) who has one and is below the per-user cap. NULL if none may start. */
+static struct job *next_in_turn(struct jobs *js, const struct job_kind *kind, uid_t after) {
         struct job *best = NULL, *wrap = NULL;
-        for (struct job *j = m->jobs; j; j = j->next) {
-                if (j->type != type || !queued(j))
+        for (struct job *j = js->list; j; j = j->next) {
+                if (j->kind != kind || !queued(j))
                         continue;
-                if (j->owner != 0 && running_of(m, type, j->owner, false) >= cap)
+                if (j->owner != 0 && running_of(js, kind, j->owner, false) >= js->limits.running_per_user)
                         continue;
                 if (j->owner > after && (!best || j->owner < best->owner))
                         best = j;
@@ -137,133 +327,104 @@ static struct job *next_in_turn(struct manager *m, enum job_type type, uid_t aft
         return best ? best : wrap;
 }
 
-void job_schedule(struct manager *m) {
-        if (m->stopping)
+/* Starts queued jobs while there are free slots: per kind max_concurrent, taken in turn by the
+ * users with queued jobs (round robin by uid), a non-root user holding at most
+ * running_per_user of them. */
+static void schedule(struct jobs *js) {
+        if (js->stopping)
                 return;
-        for (int type = JOB_FETCH; type <= JOB_CREATE; type++) {
-                while (running_of(m, type, 0, true) < m->conf.max_concurrent) {
-                        struct job *j = next_in_turn(m, type, m->last_served[type]);
+        for (struct job *k = js->list; k; k = k->next) {
+                const struct job_kind *kind = k->kind;
+                uid_t *turn = last_served(js, kind);
+                while (running_of(js, kind, 0, true) < js->limits.max_concurrent) {
+                        struct job *j = next_in_turn(js, kind, *turn);
                         if (!j)
                                 break;
-                        m->last_served[type] = j->owner;
+                        *turn = j->owner;
                         j->started = true;
                         if (pthread_create(&j->thread, NULL, worker_main, j) != 0) {
                                 log_error("cannot start a worker thread for job %u: %m", j->id);
                                 j->started = false;
-                                pthread_mutex_lock(&j->mtx);
-                                j->result = hv_fail(&j->err, HV_E_ERRNO, EAGAIN, "cannot start a worker thread");
-                                j->finished = true;
-                                pthread_mutex_unlock(&j->mtx);
-                                manager_poke(m);
+                                pthread_mutex_lock(&j->ctl->mtx);
+                                j->ctl->result = hv_fail(&j->ctl->err, HV_E_ERRNO, EAGAIN, "cannot start a worker thread");
+                                j->ctl->finished = true;
+                                pthread_mutex_unlock(&j->ctl->mtx);
+                                wake(js);
                         }
                 }
         }
 }
 
-int job_cancel(struct job *j) {
-        atomic_store(&j->user_canceled, true);
-        atomic_store(&j->cancel, true);
-        if (!j->started) {
-                pthread_mutex_lock(&j->mtx);
-                if (!j->finished) {
-                        j->result = hv_fail(&j->err, HV_E_CANCELED, ECANCELED, "canceled");
-                        j->finished = true;
-                }
-                pthread_mutex_unlock(&j->mtx);
-        }
-        manager_poke(j->mgr);
-        return 0;
-}
-
-struct job *job_find(struct manager *m, uint32_t id) {
-        for (struct job *j = m->jobs; j; j = j->next)
-                if (j->id == id)
-                        return j;
-        return NULL;
-}
-
-struct job *job_find_by_path(struct manager *m, const char *path) {
-        for (struct job *j = m->jobs; j; j = j->next)
-                if (strcmp(j->path, path) == 0)
-                        return j;
-        return NULL;
-}
-
-unsigned job_count_active(struct manager *m) {
-        unsigned n = 0;
-        for (struct job *j = m->jobs; j; j = j->next)
-                n++;
-        return n;
-}
-
-static const char *result_of(struct job *j) {
-        if (j->result >= 0)
+const char *job_result(struct job *j) {
+        struct job_ctl *c = j->ctl;
+        if (c->result >= 0)
                 return "done";
-        if (j->err.kind == HV_E_CANCELED || (j->result == -ECANCELED && atomic_load(&j->user_canceled)))
+        if (c->err.kind == HV_E_CANCELED || (c->result == -ECANCELED && atomic_load(&c->user_canceled)))
                 return "canceled";
         return "failed";
 }
 
-static void finish(struct manager *m, struct job *j) {
+const struct hv_error *job_error(struct job *j) {
+        return &j->ctl->err;
+}
+
+static void finish(struct jobs *js, struct job *j) {
         if (j->started)
                 pthread_join(j->thread, NULL);
-        const char *result = result_of(j);
+        const char *result = job_result(j);
         if (strcmp(result, "failed") == 0)
-                log_warning("job %u (%s %s) failed (uid %u): %s", j->id, job_type_name(j->type), j->target, (unsigned)j->owner,
-                            j->err.msg);
+                log_warning("job %u (%s %s) failed (uid %u): %s", j->id, j->kind->name, j->target, (unsigned)j->owner, j->ctl->err.msg);
         else
-                log_info("job %u (%s %s) %s (uid %u)", j->id, job_type_name(j->type), j->target, result, (unsigned)j->owner);
-        if (j->image) {
-                store_insert(&m->store, j->image);
-                j->image = NULL;
-        }
-        bus_emit_job_changed(m, j);
-        bus_emit_job_removed(m, j, result);
-        struct job **pp = &m->jobs;
+                log_info("job %u (%s %s) %s (uid %u)", j->id, j->kind->name, j->target, result, (unsigned)j->owner);
+        if (j->kind->finished)
+                j->kind->finished(j->payload, j->ctl->result);
+        notify(js, JOB_CHANGED, j);
+        struct job **pp = &js->list;
         while (*pp != j)
                 pp = &(*pp)->next;
         *pp = j->next;
+        notify(js, JOB_REMOVED, j);
         job_free(j);
-        bus_emit_active_jobs(m);
 }
 
 static int on_rate_timer(sd_event_source *s, uint64_t usec, void *ud) {
         (void)s; (void)usec;
-        job_dispatch(ud);
+        dispatch(ud);
         return 0;
 }
 
-void job_dispatch(struct manager *m) {
+/* On the loop, after a wake: ends finished jobs, tells of changes (rate-limited), starts more. */
+static void dispatch(struct jobs *js) {
         uint64_t now = hv_mono_usec();
         bool pending = false;
         struct job *next;
-        for (struct job *j = m->jobs; j; j = next) {
+        for (struct job *j = js->list; j; j = next) {
                 next = j->next;
-                pthread_mutex_lock(&j->mtx);
-                bool finished = j->finished, changed = j->changed, phase_changed = j->phase_changed;
+                struct job_ctl *c = j->ctl;
+                pthread_mutex_lock(&c->mtx);
+                bool finished = c->finished, changed = c->changed, phase_changed = c->phase_changed;
                 bool due = changed && (phase_changed || now - j->last_emit_usec >= EMIT_INTERVAL_USEC);
                 if (due || finished)
-                        j->changed = j->phase_changed = false;
-                pthread_mutex_unlock(&j->mtx);
+                        c->changed = c->phase_changed = false;
+                pthread_mutex_unlock(&c->mtx);
                 if (finished) {
-                        finish(m, j);
+                        finish(js, j);
                         continue;
                 }
                 if (due) {
                         j->last_emit_usec = now;
-                        bus_emit_job_changed(m, j);
+                        notify(js, JOB_CHANGED, j);
                 } else if (changed)
                         pending = true;
         }
-        job_schedule(m);
+        schedule(js);
         if (pending) {
-                if (!m->rate_timer)
-                        sd_event_add_time_relative(m->event, &m->rate_timer, CLOCK_MONOTONIC, EMIT_INTERVAL_USEC, 10000,
-                                                   on_rate_timer, m);
+                if (!js->rate_timer)
+                        (void)sd_event_add_time_relative(loop_event(js->loop), &js->rate_timer, CLOCK_MONOTONIC, EMIT_INTERVAL_USEC,
+                                                         10000, on_rate_timer, js);
                 else {
-                        sd_event_source_set_time_relative(m->rate_timer, EMIT_INTERVAL_USEC);
-                        sd_event_source_set_enabled(m->rate_timer, SD_EVENT_ONESHOT);
+                        (void)sd_event_source_set_time_relative(js->rate_timer, EMIT_INTERVAL_USEC);
+                        (void)sd_event_source_set_enabled(js->rate_timer, SD_EVENT_ONESHOT);
                 }
         }
-        manager_check_stop(m);
 }

@@ -1,68 +1,99 @@
-/* job.h: long-running work (fetch, create) on worker threads, reported to the bus loop. */
+/* job.h: the job engine. A job is long work of some kind (fetch, create, …) run on its own
+ * worker thread; the engine queues it, gives users turns at the free slots, carries progress
+ * to the loop and tells subscribers what happened. It knows nothing of what a kind does, of
+ * the bus or of the store: data flows bus → jobs → workers, events come back to subscribers. */
 #pragma once
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
-#include "machine.h"
-#include "opts.h"
-#include "store.h"
+#include "loop.h"
+#include "names.h"
+#include "util.h"
 
-struct manager;
+#define JOB_PATH_MAX 64
 
-enum job_type { JOB_FETCH, JOB_CREATE };
+struct jobs;
+struct job;
+/* What a worker may do with its job: report progress, see a cancel. */
+struct job_ctl;
 
+struct job_kind {
+        const char *name; /* the Type property and logs: "fetch", "create" */
+        /* Worker thread: the work. 0, or -errno with e filled. */
+        int (*run)(struct job_ctl *ctl, void *payload, struct hv_error *e);
+        /* Loop thread, once the worker has returned, before the job is removed: hand results
+         * to their owner (an image to the store, say). May be NULL. */
+        void (*finished)(void *payload, int result);
+        void (*free)(void *payload);
+};
+
+enum job_event { JOB_NEW, JOB_CHANGED, JOB_REMOVED };
+typedef void (*job_listener_fn)(void *ud, enum job_event event, struct job *j);
+
+struct job_limits {
+        unsigned max_concurrent;   /* running jobs per kind */
+        unsigned running_per_user; /* of those, per non-root user (UINT_MAX: no cap) */
+};
+
+/* Read on the loop thread; the engine writes them. */
 struct job {
         uint32_t id;
-        enum job_type type;
-        char target[65];
-        char *source;        /* as the caller gave it: only the fetch itself uses it */
-        char *source_shown;  /* redacted: the Source property, logs, metadata, messages */
-        int source_fd;       /* file://: the source opened when the call was checked, else -1 */
-        bool source_public;  /* a digest of it may be shown to anyone (http(s), world-readable file) */
-        char path[64];
+        const struct job_kind *kind;
+        char target[HV_NAME_MAX + 1];
+        char *source;             /* as shown: redacted */
+        char path[JOB_PATH_MAX];
         uid_t owner;
-        struct manager *mgr;
-        struct hv_conf_snap *conf; /* the configuration the job was made under (reload-safe) */
-
-        /* Shared with the worker, under mtx. */
-        pthread_mutex_t mtx;
-        const char *phase;
-        uint64_t bytes_done, bytes_total;
-        bool changed, phase_changed, finished;
-        uint64_t last_poke_usec;
-        atomic_bool cancel;       /* user cancel, or abort after an internal error */
-        atomic_bool user_canceled;
-        struct hv_error err;      /* set by the worker before finished */
-        int result;               /* 0 done, <0 failed or canceled */
-        struct image *image;      /* a fetch job's published image, handed to the loop */
-
-        /* Main loop only. */
-        bool started;
+        struct jobs *jobs;
+        void *payload;
+        /* engine-private below */
+        struct job_ctl *ctl;
+        bool submitted, started;
         pthread_t thread;
         uint64_t last_emit_usec;
-        struct fetch_params fetch;
-        struct create_params create;
         struct job *next;
 };
 
-const char *job_type_name(enum job_type t);
-double job_progress(struct job *j);
-/* Worker side: progress reports (rate-limited pokes of the loop). */
-void job_set_phase(struct job *j, const char *phase);
-void job_set_bytes(struct job *j, uint64_t done, uint64_t total);
+int jobs_new(struct loop *loop, uint32_t first_id, struct jobs **ret);
+/* Only once no job is left (the stop waits for that), or at exit. */
+struct jobs *jobs_free(struct jobs *js);
+int jobs_subscribe(struct jobs *js, job_listener_fn fn, void *ud);
+/* New limits (start-up, reload); queued jobs start if slots opened. */
+void jobs_set_limits(struct jobs *js, const struct job_limits *l);
+/* Cancels every job; new ones are refused from then on. */
+void jobs_stop(struct jobs *js);
 
-/* Loop side. */
-struct job *job_new(struct manager *m, enum job_type type, const char *target, const char *source, uid_t owner);
-/* Starts queued jobs while there are free slots: per type MaxConcurrent slots, taken in turn
- * by the users with queued jobs (round robin by uid), a non-root user holding at most
- * RunningJobsPerUser of them. */
-void job_schedule(struct manager *m);
-int job_cancel(struct job *j);
-struct job *job_find(struct manager *m, uint32_t id);
-struct job *job_find_by_path(struct manager *m, const char *path);
-/* Called when a worker poked the loop: emits changes, finishes ended jobs. */
-void job_dispatch(struct manager *m);
-unsigned job_count_active(struct manager *m);
-/* The fetch worker body (import.c). */
-int import_run(struct job *j, struct hv_error *e);
+/* A job of kind with its payload (owned from here on, even on failure: kind->free). Not yet
+ * visible: job_submit() announces (JOB_NEW) and queues it. NULL: out of memory. */
+struct job *job_new(struct jobs *js, const struct job_kind *kind, const char *target, const char *source_shown, uid_t owner,
+                    void *payload);
+void job_submit(struct job *j);
+void job_cancel(struct job *j);
+
+struct job *jobs_first(struct jobs *js);
+unsigned jobs_count(struct jobs *js);
+struct job *jobs_find(struct jobs *js, uint32_t id);
+struct job *jobs_find_by_path(struct jobs *js, const char *path);
+/* The job of kind working on target, if any. */
+struct job *jobs_find_target(struct jobs *js, const struct job_kind *kind, const char *target);
+
+/* A consistent view of a job's progress (any thread). */
+struct job_progress {
+        const char *phase;
+        uint64_t done, total;
+        double fraction;
+};
+void job_get_progress(struct job *j, struct job_progress *p);
+/* For JOB_REMOVED subscribers: "done", "failed" or "canceled", and the error of a failure. */
+const char *job_result(struct job *j);
+const struct hv_error *job_error(struct job *j);
+
+/* Worker side. */
+uint32_t job_ctl_id(struct job_ctl *c);
+void job_ctl_phase(struct job_ctl *c, const char *phase);
+void job_ctl_bytes(struct job_ctl *c, uint64_t done, uint64_t total);
+/* Set by a cancel; a worker may set it too, to stop its own stages after an error. */
+atomic_bool *job_ctl_abort(struct job_ctl *c);
+bool job_ctl_user_canceled(struct job_ctl *c);

@@ -28,3 +28,8 @@
 
 /* Image and machine names: at most this many bytes (shared/API.md). */
 #define HV_NAME_MAX 64
+/* Text forms: a UUID (36 characters), a SHA-512 digest in hex (128). */
+#define HV_UUID_STR 37
+#define HV_SHA512_HEX 128
+/* A directory in a store: the store's path (at most 511 bytes) and a name. */
+#define HV_STORE_DIR_MAX 600

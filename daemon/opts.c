@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <string.h>
 
-#include "scratch.h"
 
 struct opt_spec {
         const char *key;
@@ -86,6 +85,27 @@ int opts_fetch(const struct opt_value *v, size_t n, uint64_t max_image_size, enu
                         fp->replace = o->b;
                 }
         }
+        return 0;
+}
+
+int scratch_size(uint32_t cores, uint64_t per_core_gib, bool have_opt, uint64_t opt_gib, uint64_t max_size,
+                 uint64_t *ret, struct hv_error *e) {
+        uint64_t gib = have_opt ? opt_gib : (uint64_t)cores * per_core_gib;
+        if (have_opt && opt_gib == 0) {
+                *ret = 0;
+                return 0;
+        }
+        if (!have_opt && cores == 0)
+                return hv_fail(e, HV_E_INVALID_ARGS, EINVAL, "cores must be at least 1");
+        if (gib > (UINT64_MAX >> 30) || (gib << 30) > max_size) {
+                char a[32];
+                return hv_fail(e, HV_E_INVALID_ARGS, EINVAL, "scratch disk of %llu GiB is larger than MaxScratchSize (%s)",
+                               (unsigned long long)gib, hv_format_size(max_size, a, sizeof(a)));
+        }
+        if (gib == 0)
+                return hv_fail(e, HV_E_INVALID_ARGS, EINVAL,
+                               "scratch size is 0 GiB (ScratchPerCoreGiB=0 and no scratch_gib); pass scratch_gib=0 for no scratch disk");
+        *ret = gib << 30;
         return 0;
 }
 

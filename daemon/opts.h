@@ -12,7 +12,6 @@
 #include "util.h"
 
 #define OPTS_MAX 32          /* entries in one options dictionary */
-#define HV_SHA512_HEX 128    /* a SHA-512 digest in hex */
 #define HV_FS_NAME_MAX 7     /* "ext4" */
 
 /* One dictionary entry whose variant holds a basic type: 's', 't' (uint64) or 'b'. */
@@ -57,6 +56,11 @@ struct create_defaults {
         uint64_t scratch_per_core_gib;
         uint64_t max_scratch_size;
 };
+
+/* Scratch disk size in bytes: opt_gib when given, else cores × per_core_gib; checked against [min, max].
+ * 0 (from scratch_gib=0) means "no scratch disk" and is returned as such. */
+int scratch_size(uint32_t cores, uint64_t per_core_gib, bool have_opt, uint64_t opt_gib, uint64_t max_size,
+                 uint64_t *ret, struct hv_error *e);
 
 /* FetchImage's options (sha512, size, max_size, compression, replace) over the defaults.
  * 0, or -EINVAL with e saying what is wrong (HV_E_INVALID_ARGS). */

@@ -24,44 +24,12 @@ static void register_error_table(void) {
         add_error_table(&et_ext2_error_table);
 }
 
-int scratch_size(uint32_t cores, uint64_t per_core_gib, bool have_opt, uint64_t opt_gib, uint64_t max_size,
-                 uint64_t *ret, struct hv_error *e) {
-        uint64_t gib = have_opt ? opt_gib : (uint64_t)cores * per_core_gib;
-        if (have_opt && opt_gib == 0) {
-                *ret = 0;
-                return 0;
-        }
-        if (!have_opt && cores == 0)
-                return hv_fail(e, HV_E_INVALID_ARGS, EINVAL, "cores must be at least 1");
-        if (gib > (UINT64_MAX >> 30) || (gib << 30) > max_size) {
-                char a[32];
-                return hv_fail(e, HV_E_INVALID_ARGS, EINVAL, "scratch disk of %llu GiB is larger than MaxScratchSize (%s)",
-                               (unsigned long long)gib, hv_format_size(max_size, a, sizeof(a)));
-        }
-        if (gib == 0)
-                return hv_fail(e, HV_E_INVALID_ARGS, EINVAL,
-                               "scratch size is 0 GiB (ScratchPerCoreGiB=0 and no scratch_gib); pass scratch_gib=0 for no scratch disk");
-        *ret = gib << 30;
-        return 0;
-}
-
 /* 64bit only where the block count needs it: a filesystem without it is limited to 2^32 blocks
  * (16 TiB of 4 KiB blocks), and EL6/EL7-era kernels and tools handle 64bit worst; every guest
  * we target mounts ext4 without it. metadata_csum is left out because EL6/EL7's e2fsprogs and
  * kernels predate it (uninit_bg gives the lazy inode tables instead). */
 static bool needs_64bit(uint64_t size) {
         return size / BLOCK_SIZE > 0xffffffffULL;
-}
-
-const char *scratch_features(const char *fs, uint64_t size) {
-        if (strcmp(fs, "ext2") == 0)
-                return "ext_attr resize_inode dir_index filetype sparse_super large_file";
-        if (strcmp(fs, "ext3") == 0)
-                return "has_journal ext_attr resize_inode dir_index filetype sparse_super large_file";
-        return needs_64bit(size) ? "has_journal ext_attr dir_index filetype extent 64bit flex_bg sparse_super "
-                                   "large_file huge_file uninit_bg dir_nlink extra_isize"
-                                 : "has_journal ext_attr resize_inode dir_index filetype extent flex_bg sparse_super "
-                                   "large_file huge_file uninit_bg dir_nlink extra_isize";
 }
 
 static int ext2_fail(struct hv_error *e, errcode_t err, const char *what, const char *path) {

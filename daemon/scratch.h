@@ -1,5 +1,6 @@
 /* scratch.h: V2 scratch disks: sizing (pure) and in-process formatting with libext2fs. */
 #pragma once
+#include "conf.h"
 #include "util.h"
 
 #define SCRATCH_LABEL "scratch"
@@ -13,13 +14,6 @@ struct scratch_opts {
         enum scratch_alloc alloc;
 };
 
-/* Size in bytes: opt_gib when given, else cores × per_core_gib; checked against [min, max].
- * 0 (from scratch_gib=0) means "no scratch disk" and is returned as such. */
-int scratch_size(uint32_t cores, uint64_t per_core_gib, bool have_opt, uint64_t opt_gib, uint64_t max_size,
-                 uint64_t *ret, struct hv_error *e);
-
-/* The ext feature set we use, as dumpe2fs -h names it (for logs and tests). */
-const char *scratch_features(const char *fs, uint64_t size);
 
 /* Creates a new file at path (which must not exist) of size bytes, sparse or fallocated, and
  * formats it with the label "scratch" and a fresh UUID (returned as text in uuid, 37 bytes).
@@ -36,6 +30,9 @@ int scratch_format(const char *path, uint64_t size, const struct scratch_opts *o
 /* Block devices ([Machine] ScratchDevices=). Checks with libudev and libblkid that devnode is a
  * free disk or partition: not mounted, not swap, no holders, no partitions, no signature other
  * than an hvwgd scratch filesystem whose UUID is in our_uuids. Returns its size in *ret_size. */
+/* hvwgd --format-scratch: formats PATH (a file of SIZE, or a blank block device) as CreateMachine
+ * does and prints its UUID; the exit code. */
+int scratch_format_cli(const struct hv_conf *c, const char *path, const char *size_s, const char *fs, const char *alloc);
 int scratch_check_device(const char *devnode, const char *const *our_uuids, size_t n_uuids, uint64_t *ret_size,
                          struct hv_error *e);
 /* Picks the smallest free device of at least min_size among the glob patterns, never one already

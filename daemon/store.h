@@ -1,15 +1,16 @@
 /* store.h: the image store: ImageRoot/NAME.raw + NAME.meta, work in ImageRoot/.tmp. */
 #pragma once
+#include "names.h"
 #include "mbr.h"
 
 struct image {
-        char name[65];
+        char name[HV_NAME_MAX + 1];
         uint64_t size;          /* virtual size */
         uint64_t allocated;     /* bytes allocated on disk */
         uint64_t created_usec;
         uint64_t compressed_size;
         uint64_t inode;         /* ties the metadata to the raw file it describes */
-        char sha512[129];
+        char sha512[HV_SHA512_HEX + 1];
         char *source;
         struct mbr_table *table; /* NULL until inspected */
         struct image *next;
@@ -17,7 +18,7 @@ struct image {
 
 struct store {
         char root[512];
-        char tmp[600];
+        char tmp[HV_STORE_DIR_MAX];
         struct image *images;
 };
 

@@ -18,12 +18,14 @@ static inline void fclosep(FILE **f) { if (*f) fclose(*f); }
 #define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
 #define HV_PRINTF(a, b) __attribute__((format(printf, a, b)))
 
-/* The kinds of failure the D-Bus contract names (shared/API.md). HV_E_ERRNO means "map errno". */
+/* The kinds of failure the D-Bus contract names (shared/API.md); errors.c maps them to names.
+ * HV_E_ERRNO means "map errno". */
 enum hv_kind {
         HV_E_ERRNO = 0,
         HV_E_INVALID_ARGS,
         HV_E_ACCESS,
-        HV_E_NOT_SUPPORTED,
+        HV_E_LIMITS,       /* a quota or a queue bound (LimitsExceeded) */
+        HV_E_FAILED,       /* nothing more specific (Failed): shutting down, no thread */
         HV_E_IMAGE_EXISTS,
         HV_E_NO_SUCH_IMAGE,
         HV_E_IMAGE_BUSY,
@@ -57,8 +59,6 @@ int hv_fail(struct hv_error *e, enum hv_kind kind, int err, const char *fmt, ...
 /* Same, appending ": strerror(err)" to the message. */
 int hv_fail_errno(struct hv_error *e, enum hv_kind kind, int err, const char *fmt, ...) HV_PRINTF(4, 5);
 bool hv_error_set(const struct hv_error *e);
-/* The D-Bus error name for an error record. */
-const char *hv_error_name(const struct hv_error *e);
 
 /* Image and machine names: ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$, not "." or "..". */
 bool hv_name_valid(const char *name);

@@ -1,5 +1,6 @@
 /* Unit tests of opts.c: FetchImage, CreateMachine and DestroyMachine options as the bus edge
- * hands them over (key, type, value), with the defaults, every refusal and its message. */
+ * hands them over (key, type, value), with the defaults, every refusal and its message; and the
+ * scratch disk sizing they use. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -112,6 +113,29 @@ static void test_create(void **s) {
         }
 }
 
+static void test_scratch_sizing(void **s) {
+        (void)s;
+        uint64_t v;
+        struct hv_error e = { 0 };
+        assert_int_equal(scratch_size(4, 20, false, 0, 64ULL << 40, &v, &e), 0);
+        assert_int_equal(v, 80ULL << 30);
+        assert_int_equal(scratch_size(4, 20, true, 7, 64ULL << 40, &v, &e), 0);
+        assert_int_equal(v, 7ULL << 30); /* the option wins */
+        assert_int_equal(scratch_size(4, 20, true, 0, 64ULL << 40, &v, &e), 0);
+        assert_int_equal(v, 0); /* scratch_gib=0: no scratch disk */
+        memset(&e, 0, sizeof(e));
+        assert_true(scratch_size(0, 20, false, 0, 64ULL << 40, &v, &e) < 0);
+        assert_non_null(strstr(e.msg, "cores"));
+        memset(&e, 0, sizeof(e));
+        assert_true(scratch_size(64, 2000, false, 0, 64ULL << 40, &v, &e) < 0);
+        assert_non_null(strstr(e.msg, "MaxScratchSize"));
+        memset(&e, 0, sizeof(e));
+        assert_true(scratch_size(1, 0, true, UINT64_MAX / 2, 64ULL << 40, &v, &e) < 0);
+        memset(&e, 0, sizeof(e));
+        assert_true(scratch_size(4, 0, false, 0, 64ULL << 40, &v, &e) < 0);
+        assert_non_null(strstr(e.msg, "0 GiB"));
+}
+
 static void test_destroy(void **s) {
         (void)s;
         bool keep = true;
@@ -129,6 +153,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_fetch),
                 cmocka_unit_test(test_create),
+                cmocka_unit_test(test_scratch_sizing),
                 cmocka_unit_test(test_destroy),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,4 +1,4 @@
-/* Unit tests of scratch sizing and of formatting from several threads at once (libext2fs is not
+/* Unit tests of scratch formatting from several threads at once (libext2fs is not
  * thread-safe; scratch.c serialises it), each result checked with e2fsck -fn. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,29 +10,6 @@
 #include <string.h>
 
 #include "scratch.h"
-
-static void test_sizing(void **s) {
-        (void)s;
-        uint64_t v;
-        struct hv_error e = { 0 };
-        assert_int_equal(scratch_size(4, 20, false, 0, 64ULL << 40, &v, &e), 0);
-        assert_int_equal(v, 80ULL << 30);
-        assert_int_equal(scratch_size(4, 20, true, 7, 64ULL << 40, &v, &e), 0);
-        assert_int_equal(v, 7ULL << 30); /* the option wins */
-        assert_int_equal(scratch_size(4, 20, true, 0, 64ULL << 40, &v, &e), 0);
-        assert_int_equal(v, 0); /* scratch_gib=0: no scratch disk */
-        memset(&e, 0, sizeof(e));
-        assert_true(scratch_size(0, 20, false, 0, 64ULL << 40, &v, &e) < 0);
-        assert_non_null(strstr(e.msg, "cores"));
-        memset(&e, 0, sizeof(e));
-        assert_true(scratch_size(64, 2000, false, 0, 64ULL << 40, &v, &e) < 0);
-        assert_non_null(strstr(e.msg, "MaxScratchSize"));
-        memset(&e, 0, sizeof(e));
-        assert_true(scratch_size(1, 0, true, UINT64_MAX / 2, 64ULL << 40, &v, &e) < 0);
-        memset(&e, 0, sizeof(e));
-        assert_true(scratch_size(4, 0, false, 0, 64ULL << 40, &v, &e) < 0);
-        assert_non_null(strstr(e.msg, "0 GiB"));
-}
 
 struct worker {
         char path[64];
@@ -89,7 +66,6 @@ static void test_bad_input(void **s) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_sizing),
                 cmocka_unit_test(test_concurrent),
                 cmocka_unit_test(test_bad_input),
         };

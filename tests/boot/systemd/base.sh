@@ -9,9 +9,9 @@ cache=${HVWG_CACHE_DIR:-/var/cache/hvwgd-tests}
 # the mirror and proxy apt uses here (debootstrap's wget reads neither from apt's configuration)
 apt_mirror=$(grep -hsE '^(URIs:|deb )' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list |
              grep -v security | sed -E 's/^URIs:[[:space:]]*//; s/^deb[[:space:]]+(\[[^]]*\][[:space:]]+)?//' |
-             awk '{print $1; exit}')
+             awk 'NR == 1 {print $1}' || true)   # (no early exit: pipefail would see SIGPIPE)
 mirror=${HVWG_DEBIAN_MIRROR:-${apt_mirror:-http://deb.debian.org/debian}}
-proxy=$(apt-config dump 2>/dev/null | sed -n 's/^Acquire::http::Proxy "\(.*\)";$/\1/p' | head -1)
+proxy=$(apt-config dump 2>/dev/null | sed -n 's/^Acquire::http::Proxy "\(.*\)";$/\1/p' | awk 'NR == 1' || true)
 [ -n "$proxy" ] && [ -z "${http_proxy:-}" ] && export http_proxy=$proxy
 pkgs=(systemd systemd-sysv dbus udev linux-image-cloud-amd64 initramfs-tools "$@")
 key=$( { cat "$0"; printf '%s\n' "${pkgs[@]}" | sort -u; } | sha256sum | cut -c1-16)

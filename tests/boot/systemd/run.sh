@@ -16,7 +16,7 @@ trap 'rm -rf "$work"' EXIT
 
 # the base image carries the libraries the package depends on, so the package installs offline
 libs=$(dpkg-deb -f "$deb" Depends | tr ',' '\n' | sed -E 's/\|.*//; s/\(.*\)//; s/[[:space:]]//g' | grep -v '^$')
-base=$(bash "$here/base.sh" $libs)
+base=$(bash "$here/base.sh" $libs) || { echo "FAIL: cannot make the Debian 12 root for the guest (above: why)"; exit 1; }
 root="$work/root"
 mkdir "$root"
 tar --numeric-owner -C "$root" -xf "$base"

@@ -1,0 +1,49 @@
+/* bus.h: the D-Bus surface (shared/API.md). bus.c: the Manager object; bus_fetch.c: FetchImage;
+ * bus_job.c: the Job objects and the job signals. Only the loop thread calls these. */
+#pragma once
+#include <systemd/sd-bus.h>
+
+#include "manager.h"
+#include "opts.h"
+
+/* A FetchImage call whose file:// source is opened on a thread (a FIFO, a device or a slow
+ * filesystem must never stall the loop); the reply waits for it. It holds the image name. */
+struct source_check {
+        struct manager *m;
+        struct hv_conf_snap *conf;
+        sd_bus_message *msg;
+        char name[HV_NAME_MAX + 1];
+        char *source;
+        uid_t uid;
+        struct fetch_params fp;
+        int fd;
+        bool world_readable;
+        struct hv_error err;
+        struct source_check *next;
+};
+
+/* Exports the objects and subscribes to the job engine and the machine registry. */
+int bus_setup(struct manager *m);
+int bus_job_setup(struct manager *m);
+/* Mutating calls: root, or a member of the group hvwg (the bus policy says the same; this is
+ * the second lock). 0, or a negative errno with ret set to AccessDenied. */
+int bus_check_access(struct manager *m, sd_bus_message *msg, const char *what, uid_t *ret_uid, sd_bus_error *ret);
+
+/* Shared by the handlers in bus.c and bus_fetch.c. */
+struct opt_value;
+struct job;
+int bus_method_fetch_image(sd_bus_message *msg, void *ud, sd_bus_error *ret);
+/* ret from an error kind and a message (errors.c names it); a negative errno for the handler. */
+int bus_fail(sd_bus_error *ret, enum hv_kind kind, const char *fmt, ...) HV_PRINTF(3, 4);
+/* ret from an internal error: its D-Bus name (errors.c, the one mapping) and message. */
+int bus_reply_error(sd_bus_error *ret, const struct hv_error *e);
+int bus_check_string(const char *s, const char *what, sd_bus_error *ret);
+int bus_check_name(const char *name, const char *what, sd_bus_error *ret);
+/* The a{sv} options read into v (strings point into msg); opts.c judges them. */
+int bus_read_options(sd_bus_message *msg, struct opt_value *v, size_t *n, sd_bus_error *ret);
+/* JobsPerUser for non-root callers and MaxQueuedJobs for all (pending calls count). */
+int bus_check_quota(struct manager *m, uid_t uid, sd_bus_error *ret);
+/* ImageBusy while a machine or a create job uses the image. */
+int bus_image_busy(struct manager *m, const char *name, sd_bus_error *ret);
+/* Submits a job just made (JobNew) and replies (id, path). */
+int bus_announce_job(sd_bus_message *msg, struct job *j);

@@ -1,0 +1,172 @@
+/* bus_fetch.c: FetchImage. A file:// source is opened on a thread (a FIFO, a device or a slow
+ * filesystem must never stall the loop) and the reply waits for it; the job then reads that fd. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "bus.h"
+#include "errors.h"
+#include "fetch.h"
+#include "import.h"
+#include "log.h"
+#include "opts.h"
+
+static void source_check_free(struct source_check *c) {
+        hv_conf_snap_unref(c->conf);
+        if (c->fd >= 0)
+                close(c->fd);
+        sd_bus_message_unref(c->msg);
+        free(c->source);
+        free(c);
+}
+
+static struct source_check *check_for_name(struct manager *m, const char *name) {
+        for (struct source_check *c = m->checks; c; c = c->next)
+                if (strcmp(c->name, name) == 0)
+                        return c;
+        return NULL;
+}
+
+/* Conflicts of a fetch into `name` with what exists or runs; 0 when it may go ahead. */
+static int fetch_conflicts(struct manager *m, const char *name, bool replace, sd_bus_error *ret) {
+        struct job *other = jobs_find_target(m->jobs, &fetch_kind, name);
+        if (other)
+                return bus_fail(ret, HV_E_IMAGE_BUSY, "image %s is being fetched by job %u", name, other->id);
+        if (check_for_name(m, name))
+                return bus_fail(ret, HV_E_IMAGE_BUSY, "image %s is about to be fetched by another call", name);
+        struct image *img = store_find(&m->store, name);
+        if (img && !replace)
+                return bus_fail(ret, HV_E_IMAGE_EXISTS, "image %s already exists (pass replace=true to replace it)", name);
+        if (img)
+                return bus_image_busy(m, name, ret);
+        return 0;
+}
+
+/* Makes the job, replies (id, path) to msg and queues it. fd: the opened file source or -1. */
+static int start_fetch_job(struct manager *m, sd_bus_message *msg, const char *name, const char *source, uid_t uid,
+                           const struct fetch_params *fp, int *fd, bool world_readable) {
+        bool public = *fd < 0 || world_readable;
+        struct fetch_job *f = fetch_job_new(name, source, fp, fd, public, m->snap, m->hvwg_gid, &m->store);
+        struct job *j = f ? job_new(m->jobs, &fetch_kind, name, f->source_shown, uid, f) : NULL;
+        if (!j)
+                return -ENOMEM;
+        log_info("job %u: fetch %s as %s (uid %u)", j->id, j->source, name, (unsigned)uid);
+        return bus_announce_job(msg, j);
+}
+
+/* On the loop, when the thread has opened (or failed to open) the source. */
+static void source_checked(void *data) {
+        struct source_check *c = data;
+        struct manager *m = c->m;
+        manager_thread_done(m);
+        struct source_check **pp = &m->checks;
+        while (*pp != c)
+                pp = &(*pp)->next;
+        *pp = c->next;
+        m->n_checks--;
+        _cleanup_(sd_bus_error_free) sd_bus_error err = SD_BUS_ERROR_NULL;
+        int r;
+        if (c->fd < 0)
+                r = bus_reply_error(&err, &c->err);
+        else if (m->stopping)
+                r = bus_fail(&err, HV_E_FAILED, "hvwgd is shutting down");
+        else
+                r = start_fetch_job(m, c->msg, c->name, c->source, c->uid, &c->fp, &c->fd, c->world_readable);
+        if (r < 0) {
+                char shown[HV_URI_MAX + 8];
+                uri_redact(c->source, shown, sizeof(shown));
+                log_info("FetchImage %s as %s (uid %u) refused: %s", shown, c->name, (unsigned)c->uid,
+                         sd_bus_error_is_set(&err) ? err.message : strerror(-r));
+                if (sd_bus_error_is_set(&err))
+                        sd_bus_reply_method_error(c->msg, &err);
+                else
+                        sd_bus_reply_method_errnof(c->msg, -r, "cannot start the job: %m");
+        }
+        source_check_free(c);
+}
+
+static void *source_check_thread(void *arg) {
+        struct source_check *c = arg;
+        c->fd = fetch_open_file(c->source, &c->conf->c, &c->err);
+        struct stat st;
+        c->world_readable = c->fd >= 0 && fstat(c->fd, &st) == 0 && (st.st_mode & S_IROTH);
+        if (loop_post(c->m->loop, source_checked, c) < 0)
+                log_error("FetchImage: the opened source is lost (out of memory); the caller gets no reply");
+        return NULL;
+}
+
+int bus_method_fetch_image(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
+        struct manager *m = ud;
+        uid_t uid;
+        int r = bus_check_access(m, msg, "FetchImage", &uid, ret);
+        if (r < 0)
+                return r;
+        const char *source, *name_arg;
+        r = sd_bus_message_read(msg, "ss", &source, &name_arg);
+        if (r < 0)
+                return r;
+        if ((r = bus_check_string(source, "source", ret)) < 0 || (r = bus_check_string(name_arg, "name", ret)) < 0)
+                return r;
+        struct opt_value opts[OPTS_MAX];
+        size_t n_opts;
+        if ((r = bus_read_options(msg, opts, &n_opts, ret)) < 0)
+                return r;
+        struct hv_error e = { 0 };
+        struct fetch_params fp;
+        r = opts_fetch(opts, n_opts, m->conf.max_image_size, strcmp(m->conf.inflate, "zlib") == 0 ? GUNZIP_ZLIB : GUNZIP_ISAL, &fp,
+                       &e);
+        if (r < 0)
+                return bus_reply_error(ret, &e);
+        if (m->stopping)
+                return bus_fail(ret, HV_E_FAILED, "hvwgd is shutting down");
+        enum uri_scheme scheme;
+        r = fetch_check_uri(source, &m->conf, &scheme, &e);
+        if (r < 0)
+                return bus_reply_error(ret, &e);
+        char name[80];
+        if (*name_arg)
+                snprintf(name, sizeof(name), "%s", name_arg);
+        else {
+                fetch_derive_name(source, name, sizeof(name));
+                if (!hv_name_valid(name)) {
+                        char shown[HV_URI_MAX + 8];
+                        uri_redact(source, shown, sizeof(shown));
+                        return bus_fail(ret, HV_E_INVALID_ARGS,
+                                                 "cannot derive a valid image name from \"%.200s\": pass a name", shown);
+                }
+        }
+        if ((r = bus_check_name(name, "image", ret)) < 0)
+                return r;
+        if ((r = fetch_conflicts(m, name, fp.replace, ret)) < 0 || (r = bus_check_quota(m, uid, ret)) < 0)
+                return r;
+        int no_fd = -1;
+        if (scheme != URI_FILE)
+                return start_fetch_job(m, msg, name, source, uid, &fp, &no_fd, false);
+        struct source_check *c = calloc(1, sizeof(*c));
+        if (!c || !(c->source = strdup(source))) {
+                free(c);
+                return -ENOMEM;
+        }
+        c->m = m;
+        c->conf = hv_conf_snap_ref(m->snap);
+        c->msg = sd_bus_message_ref(msg);
+        c->uid = uid;
+        c->fp = fp;
+        c->fd = -1;
+        snprintf(c->name, sizeof(c->name), "%.64s", name); /* checked: at most 64 */
+        pthread_t t;
+        if (pthread_create(&t, NULL, source_check_thread, c) != 0) {
+                source_check_free(c);
+                return bus_fail(ret, HV_E_FAILED, "cannot start a thread to open the source");
+        }
+        pthread_detach(t);
+        manager_thread_started(m);
+        c->next = m->checks;
+        m->checks = c;
+        m->n_checks++;
+        return 1; /* the reply comes from source_checked() */
+}
+

@@ -1,0 +1,29 @@
+/* import.h: the fetch job kind (FetchImage): read + SHA-512 | inflate | sparse write, verify,
+ * inspect, publish into the image store. */
+#pragma once
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "conf.h"
+#include "job.h"
+#include "opts.h"
+#include "store.h"
+
+struct fetch_job {
+        char target[HV_NAME_MAX + 1];
+        char *source;          /* as the caller gave it: only the transfer uses it */
+        char *source_shown;    /* redacted: logs, metadata, messages */
+        int source_fd;         /* file://: the source opened when the call was checked, else -1 */
+        bool source_public;    /* a digest of it may be shown to anyone (http(s), world-readable file) */
+        struct fetch_params fp;
+        struct hv_conf_snap *conf;
+        gid_t group;           /* published images are 0440 root:group ((gid_t)-1: 0400) */
+        struct store *store;   /* the loop's: finished() inserts the published image */
+        struct image *image;
+};
+
+extern const struct job_kind fetch_kind;
+
+/* A payload for fetch_kind; takes over *fd (set to -1). NULL: out of memory. */
+struct fetch_job *fetch_job_new(const char *target, const char *source, const struct fetch_params *fp, int *fd, bool source_public,
+                                struct hv_conf_snap *conf, gid_t group, struct store *store);
