@@ -342,7 +342,8 @@ static int load_one(struct hv_conf *c, const char *path, bool required, hv_conf_
         if (r == -ENOENT && !required)
                 return 0;
         if (r < 0)
-                return hv_fail(e, HV_E_INVALID_ARGS, -r, "%s: cannot read configuration: %s", path, strerror(-r));
+                return hv_fail(e, HV_E_INVALID_ARGS, -r, "%s: cannot read configuration: %s", path,
+                               r == -EBADF ? "not a regular file" : strerror(-r));
         if (strlen(text) != len)
                 return hv_fail(e, HV_E_INVALID_ARGS, EINVAL, "%s: contains a NUL byte", path);
         return hv_conf_parse(c, text, len, path, warn, ud, e);

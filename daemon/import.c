@@ -41,6 +41,7 @@ struct pipeline {
         struct buf *cur;
         int fd;
         char store_dir[HV_STORE_DIR_MAX];
+        char tmp[PATH_MAX]; /* the image being written, until it is published */
         struct sparse_writer sw;
 };
 
@@ -146,129 +147,128 @@ static int too_large(struct pipeline *p, uint64_t out, struct hv_error *e) {
                        (unsigned long long)out);
 }
 
-static void *inflate_thread(void *arg) {
-        struct pipeline *p = arg;
-        struct hv_error e = { 0 };
-        struct gunzip g;
-        int r = 0;
-        bool g_ok = false;
-        if (p->fp->compressed) {
-                r = gunzip_init(&g, p->fp->engine);
-                if (r < 0) {
-                        hv_fail(&e, HV_E_ERRNO, -r, "cannot initialise the decompressor");
-                        goto fail;
-                }
-                g_ok = true;
+/* A raw (uncompressed) source: its buffers go straight to the writer. */
+static int pass_through(struct pipeline *p, struct hv_error *e) {
+        uint64_t total_out = 0;
+        for (;;) {
+                struct buf *b;
+                int r = bufq_pop(&p->in_full, &b);
+                if (r < 0)
+                        return r;
+                bool eof = b->eof;
+                total_out += b->len;
+                if ((r = too_large(p, total_out, e)) < 0 || (r = bufq_push(&p->out_full, b)) < 0)
+                        return r;
+                if (eof)
+                        return 0;
         }
+}
+
+/* An empty output buffer from the free queue into *out (if it has none). */
+static int take_out(struct pipeline *p, struct buf **out) {
+        if (*out)
+                return 0;
+        int r = bufq_pop(&p->out_free, out);
+        if (r < 0)
+                return r;
+        (*out)->len = 0;
+        (*out)->eof = false;
+        return 0;
+}
+
+/* One input buffer through the decoder into output buffers (passed on as they fill). */
+static int inflate_buf(struct pipeline *p, struct gunzip *g, struct buf *b, struct buf **out, uint64_t *total_out,
+                       struct hv_error *e) {
+        size_t pos = 0, ou;
+        bool eof = b->eof;
+        do {
+                int r = take_out(p, out);
+                if (r < 0)
+                        return r;
+                size_t iu;
+                struct buf *o = *out;
+                if ((r = gunzip_step(g, b->data + pos, b->len - pos, &iu, o->data + o->len, o->cap - o->len, &ou, e)) < 0)
+                        return r;
+                pos += iu;
+                o->len += ou;
+                *total_out += ou;
+                if ((r = too_large(p, *total_out, e)) < 0)
+                        return r;
+                bool full = o->len == o->cap;
+                if (full) {
+                        *out = NULL;
+                        if ((r = bufq_push(&p->out_full, o)) < 0)
+                                return r;
+                } else if (iu == 0 && ou == 0 && pos < b->len)
+                        return hv_fail(e, HV_E_BAD_COMPRESSION, EBADMSG, "decompressor stuck at byte offset %llu",
+                                       (unsigned long long)g->in_off);
+                if (full && eof)
+                        ou = 1; /* output room ran out: drain the decoder again */
+        } while (pos < b->len || (eof && ou > 0));
+        return 0;
+}
+
+static int inflate_all(struct pipeline *p, struct gunzip *g, struct hv_error *e) {
         struct buf *out = NULL;
         uint64_t total_out = 0;
         for (;;) {
                 struct buf *b;
-                r = bufq_pop(&p->in_full, &b);
+                int r = bufq_pop(&p->in_full, &b);
                 if (r < 0)
-                        goto fail;
+                        return r;
                 bool eof = b->eof;
-                if (!p->fp->compressed) {
-                        total_out += b->len;
-                        r = too_large(p, total_out, &e);
-                        if (r < 0)
-                                goto fail;
-                        r = bufq_push(&p->out_full, b);
-                        if (r < 0)
-                                goto fail;
-                        if (eof)
-                                break;
+                if ((r = inflate_buf(p, g, b, &out, &total_out, e)) < 0 || (r = bufq_push(&p->in_free, b)) < 0)
+                        return r;
+                if (!eof)
                         continue;
-                }
-                size_t pos = 0, ou;
-                do {
-                        if (!out) {
-                                r = bufq_pop(&p->out_free, &out);
-                                if (r < 0)
-                                        goto fail;
-                                out->len = 0;
-                                out->eof = false;
-                        }
-                        size_t iu;
-                        r = gunzip_step(&g, b->data + pos, b->len - pos, &iu, out->data + out->len, out->cap - out->len, &ou, &e);
-                        if (r < 0)
-                                goto fail;
-                        pos += iu;
-                        out->len += ou;
-                        total_out += ou;
-                        r = too_large(p, total_out, &e);
-                        if (r < 0)
-                                goto fail;
-                        bool full = out->len == out->cap;
-                        if (full) {
-                                r = bufq_push(&p->out_full, out);
-                                out = NULL;
-                                if (r < 0)
-                                        goto fail;
-                        } else if (iu == 0 && ou == 0 && pos < b->len) {
-                                r = hv_fail(&e, HV_E_BAD_COMPRESSION, EBADMSG, "decompressor stuck at byte offset %llu",
-                                            (unsigned long long)g.in_off);
-                                goto fail;
-                        }
-                        if (full && eof)
-                                ou = 1; /* output room ran out: drain the decoder again */
-                } while (pos < b->len || (eof && ou > 0));
-                r = bufq_push(&p->in_free, b);
+                if ((r = gunzip_finish(g, e)) < 0 || (r = take_out(p, &out)) < 0)
+                        return r;
+                out->eof = true;
+                return bufq_push(&p->out_full, out);
+        }
+}
+
+static void *inflate_thread(void *arg) {
+        struct pipeline *p = arg;
+        struct hv_error e = { 0 };
+        int r;
+        if (!p->fp->compressed)
+                r = pass_through(p, &e);
+        else {
+                struct gunzip g;
+                r = gunzip_init(&g, p->fp->engine);
                 if (r < 0)
-                        goto fail;
-                if (eof) {
-                        r = gunzip_finish(&g, &e);
-                        if (r < 0)
-                                goto fail;
-                        if (!out) {
-                                r = bufq_pop(&p->out_free, &out);
-                                if (r < 0)
-                                        goto fail;
-                                out->len = 0;
-                        }
-                        out->eof = true;
-                        r = bufq_push(&p->out_full, out);
-                        out = NULL;
-                        if (r < 0)
-                                goto fail;
-                        break;
+                        hv_fail(&e, HV_E_ERRNO, -r, "cannot initialise the decompressor");
+                else {
+                        r = inflate_all(p, &g, &e);
+                        gunzip_done(&g);
                 }
         }
-        if (g_ok)
-                gunzip_done(&g);
+        if (r < 0)
+                pipe_fail(p, r, &e);
         return NULL;
-fail:
-        if (g_ok)
-                gunzip_done(&g);
-        pipe_fail(p, r, &e);
-        return NULL;
+}
+
+static int write_all(struct pipeline *p, struct hv_error *e) {
+        for (;;) {
+                struct buf *b;
+                int r = bufq_pop(&p->out_full, &b);
+                if (r < 0)
+                        return r;
+                bool eof = b->eof;
+                if ((r = sparse_append(&p->sw, b->data, b->len, e)) < 0 || (r = bufq_push(home(p, b), b)) < 0)
+                        return r;
+                if (eof)
+                        return sparse_finish(&p->sw, e);
+        }
 }
 
 static void *write_thread(void *arg) {
         struct pipeline *p = arg;
         struct hv_error e = { 0 };
-        int r;
-        for (;;) {
-                struct buf *b;
-                r = bufq_pop(&p->out_full, &b);
-                if (r < 0)
-                        goto fail;
-                bool eof = b->eof;
-                r = sparse_append(&p->sw, b->data, b->len, &e);
-                if (r < 0)
-                        goto fail;
-                r = bufq_push(home(p, b), b);
-                if (r < 0)
-                        goto fail;
-                if (eof)
-                        break;
-        }
-        r = sparse_finish(&p->sw, &e);
+        int r = write_all(p, &e);
         if (r < 0)
-                goto fail;
-        return NULL;
-fail:
-        pipe_fail(p, r, &e);
+                pipe_fail(p, r, &e);
         return NULL;
 }
 
@@ -374,75 +374,76 @@ static int verify(struct pipeline *p, char *hex, struct hv_error *e) {
         return 0;
 }
 
+/* The pipeline's resources: the temp file (removed unless published), its fd, the digest. */
+static void pipeline_free(struct pipeline *p) {
+        if (!p)
+                return;
+        if (p->fd >= 0)
+                close(p->fd);
+        if (p->tmp[0] && unlink(p->tmp) < 0 && errno != ENOENT)
+                log_warning("cannot remove %s: %m", p->tmp);
+        EVP_MD_CTX_free(p->sha);
+        free(p);
+}
+HV_DEFINE_CLEANUP(struct pipeline *, pipeline_free)
+HV_DEFINE_CLEANUP(struct image *, image_free)
+
+/* A temp file in ImageRoot/.tmp: O_DIRECT, so the decompressed image goes to disk without a
+ * copy into the page cache (measured: buffered write + fsync of 2 GB takes 3× as long on these
+ * VMs) and nothing is left to flush at the end. Filesystems without it (tmpfs) get buffered. */
+static int make_tmp(struct pipeline *p, const char *image_root, const char *target, struct hv_error *e) {
+        snprintf(p->tmp, sizeof(p->tmp), "%s/.tmp/%s.XXXXXX", image_root, target);
+        p->fd = mkostemp(p->tmp, O_CLOEXEC | O_DIRECT);
+        if (p->fd < 0 && errno == EINVAL) {
+                snprintf(p->tmp, sizeof(p->tmp), "%s/.tmp/%s.XXXXXX", image_root, target);
+                p->fd = mkostemp(p->tmp, O_CLOEXEC);
+        }
+        if (p->fd < 0) {
+                p->tmp[0] = 0;
+                return hv_fail_errno(e, HV_E_ERRNO, errno, "cannot create a temporary file in %s/.tmp", image_root);
+        }
+        return 0;
+}
+
 static int fetch_run_job(struct job_ctl *ctl, void *payload, struct hv_error *e) {
         struct fetch_job *j = payload;
         const struct hv_conf *conf = &j->conf->c;
         uint32_t id = job_ctl_id(ctl);
-        atomic_bool *abort = job_ctl_abort(ctl);
-        struct pipeline *p = calloc(1, sizeof(*p));
+        _cleanup_(pipeline_freep) struct pipeline *p = calloc(1, sizeof(*p));
         if (!p)
                 return hv_fail(e, HV_E_ERRNO, ENOMEM, "out of memory");
-        p->ctl = ctl;
-        p->job = j;
-        p->fp = &j->fp;
-        p->conf = conf;
-        p->fd = -1;
+        *p = (struct pipeline){ .ctl = ctl, .job = j, .fp = &j->fp, .conf = conf, .fd = -1 };
         snprintf(p->store_dir, sizeof(p->store_dir), "%s", conf->image_root);
-        char tmp[PATH_MAX];
-        snprintf(tmp, sizeof(tmp), "%s/.tmp/%s.XXXXXX", conf->image_root, j->target);
-        struct image *img = NULL;
         char hex[HV_SHA512_HEX + 1] = "";
-        int r;
         job_ctl_phase(ctl, "download");
-        /* O_DIRECT: the decompressed image goes to disk without a copy into the page cache
-         * (measured: buffered write + fsync of 2 GB takes 3× as long on these VMs) and nothing
-         * is left to flush at the end. Filesystems without it (tmpfs) get buffered writes. */
-        p->fd = mkostemp(tmp, O_CLOEXEC | O_DIRECT);
-        if (p->fd < 0 && errno == EINVAL) {
-                snprintf(tmp, sizeof(tmp), "%s/.tmp/%s.XXXXXX", conf->image_root, j->target);
-                p->fd = mkostemp(tmp, O_CLOEXEC);
-        }
-        if (p->fd < 0) {
-                r = hv_fail_errno(e, HV_E_ERRNO, errno, "cannot create a temporary file in %s/.tmp", conf->image_root);
-                tmp[0] = 0;
-                goto out;
-        }
+        int r = make_tmp(p, conf->image_root, j->target, e);
+        if (r < 0)
+                return r;
         sparse_init(&p->sw, p->fd);
         uint64_t t0 = hv_mono_usec();
-        r = run_pipeline(p, e);
+        if ((r = run_pipeline(p, e)) < 0)
+                return r;
         uint64_t t1 = hv_mono_usec();
-        if (r < 0)
-                goto out;
         if (p->sw.direct) {
                 /* inspection reads single sectors: back to buffered I/O for the rest */
                 int fl = fcntl(p->fd, F_GETFL);
-                if (fl < 0 || fcntl(p->fd, F_SETFL, fl & ~O_DIRECT) < 0) {
-                        r = hv_fail_errno(e, HV_E_ERRNO, errno, "clearing O_DIRECT");
-                        goto out;
-                }
+                if (fl < 0 || fcntl(p->fd, F_SETFL, fl & ~O_DIRECT) < 0)
+                        return hv_fail_errno(e, HV_E_ERRNO, errno, "clearing O_DIRECT");
         }
         job_ctl_phase(ctl, "verify");
-        r = verify(p, hex, e);
-        if (r < 0)
-                goto out;
-        if (fsync(p->fd) < 0) {
-                r = hv_fail_errno(e, HV_E_ERRNO, errno, "cannot flush the image to disk");
-                goto out;
-        }
+        if ((r = verify(p, hex, e)) < 0)
+                return r;
+        if (fsync(p->fd) < 0)
+                return hv_fail_errno(e, HV_E_ERRNO, errno, "cannot flush the image to disk");
         uint64_t t2 = hv_mono_usec();
-        if (atomic_load(abort)) {
-                r = hv_fail(e, HV_E_CANCELED, ECANCELED, "canceled");
-                goto out;
-        }
+        if ((r = job_ctl_canceled(ctl, e)) < 0)
+                return r;
         job_ctl_phase(ctl, "inspect");
-        img = calloc(1, sizeof(*img));
-        if (!img || !(img->table = calloc(1, sizeof(*img->table))) || !(img->source = strdup(j->source_shown))) {
-                r = hv_fail(e, HV_E_ERRNO, ENOMEM, "out of memory");
-                goto out;
-        }
-        r = inspect_fd(p->fd, p->sw.off, img->table, e);
-        if (r < 0)
-                goto out;
+        _cleanup_(image_freep) struct image *img = calloc(1, sizeof(*img));
+        if (!img || !(img->table = calloc(1, sizeof(*img->table))) || !(img->source = strdup(j->source_shown)))
+                return hv_fail(e, HV_E_ERRNO, ENOMEM, "out of memory");
+        if ((r = inspect_fd(p->fd, p->sw.off, img->table, e)) < 0)
+                return r;
         log_info("job %u: streamed %llu -> %llu bytes in %.2f s, fsync %.2f s, inspect %.3f s", id,
                  (unsigned long long)p->read_bytes, (unsigned long long)p->sw.off, (double)(t1 - t0) / 1e6,
                  (double)(t2 - t1) / 1e6, (double)(hv_mono_usec() - t2) / 1e6);
@@ -457,32 +458,15 @@ static int fetch_run_job(struct job_ctl *ctl, void *payload, struct hv_error *e)
         gid_t gid = j->group;
         if (gid != (gid_t)-1 && fchown(p->fd, (uid_t)-1, gid) < 0)
                 log_warning("job %u: cannot give the image to group hvwg: %m", id);
-        if (fchmod(p->fd, gid != (gid_t)-1 ? 0440 : 0400) < 0) {
-                r = hv_fail_errno(e, HV_E_ERRNO, errno, "cannot make the image read-only");
-                goto out;
-        }
-        if (atomic_load(abort)) {
-                r = hv_fail(e, HV_E_CANCELED, ECANCELED, "canceled");
-                goto out;
-        }
-        r = store_publish(conf->image_root, tmp, img, j->fp.replace, e);
-        if (r < 0)
-                goto out;
+        if (fchmod(p->fd, gid != (gid_t)-1 ? 0440 : 0400) < 0)
+                return hv_fail_errno(e, HV_E_ERRNO, errno, "cannot make the image read-only");
+        if ((r = job_ctl_canceled(ctl, e)) < 0 || (r = store_publish(conf->image_root, p->tmp, img, j->fp.replace, e)) < 0)
+                return r;
         log_info("image %s published: %llu bytes (%llu allocated) from %s", img->name, (unsigned long long)img->size,
                  (unsigned long long)img->allocated, j->source_shown);
-        tmp[0] = 0; /* it has its real name now */
-        j->image = img;
-        img = NULL;
-out:
-        if (p->fd >= 0)
-                close(p->fd);
-        if (tmp[0] && unlink(tmp) < 0 && errno != ENOENT)
-                log_warning("cannot remove %s: %m", tmp);
-        if (p->sha)
-                EVP_MD_CTX_free(p->sha);
-        free(p);
-        image_free(img);
-        return r;
+        p->tmp[0] = 0; /* it has its real name now */
+        j->image = HV_TAKE_PTR(img);
+        return 0;
 }
 
 /* On the loop: a published image joins the store's index. */

@@ -100,6 +100,10 @@ atomic_bool *job_ctl_abort(struct job_ctl *c) {
         return &c->abort;
 }
 
+int job_ctl_canceled(struct job_ctl *c, struct hv_error *e) {
+        return atomic_load(&c->abort) ? hv_fail(e, HV_E_CANCELED, ECANCELED, "canceled") : 0;
+}
+
 bool job_ctl_user_canceled(struct job_ctl *c) {
         return atomic_load(&c->user_canceled);
 }
@@ -219,6 +223,7 @@ struct job *job_new(struct jobs *js, const struct job_kind *kind, const char *ta
 static void schedule(struct jobs *js);
 
 void job_submit(struct job *j) {
+        assert(!j->submitted);
         j->submitted = true;
         notify(j->jobs, JOB_NEW, j);
         schedule(j->jobs);
@@ -380,8 +385,10 @@ static void finish(struct jobs *js, struct job *j) {
                 j->kind->finished(j->payload, j->ctl->result);
         notify(js, JOB_CHANGED, j);
         struct job **pp = &js->list;
-        while (*pp != j)
+        while (*pp != j) {
+                assert(*pp); /* a finishing job is in the list */
                 pp = &(*pp)->next;
+        }
         *pp = j->next;
         notify(js, JOB_REMOVED, j);
         job_free(j);

@@ -97,3 +97,5 @@ void job_ctl_bytes(struct job_ctl *c, uint64_t done, uint64_t total);
 /* Set by a cancel; a worker may set it too, to stop its own stages after an error. */
 atomic_bool *job_ctl_abort(struct job_ctl *c);
 bool job_ctl_user_canceled(struct job_ctl *c);
+/* Between steps: -ECANCELED with e filled ("canceled") once the job is to stop, else 0. */
+int job_ctl_canceled(struct job_ctl *c, struct hv_error *e);

@@ -1,6 +1,7 @@
 /* loop.c: tasks handed to the event loop by other threads. */
 #include "loop.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -90,6 +91,7 @@ sd_event *loop_event(struct loop *l) {
 }
 
 int loop_post(struct loop *l, loop_fn fn, void *data) {
+        assert(l && fn);
         struct task *t = malloc(sizeof(*t));
         if (!t) {
                 log_error("out of memory handing work to the event loop");

@@ -31,179 +31,176 @@ static bool has_odirect(const char *dir) {
         return false;
 }
 
-static int create_run(struct job_ctl *ctl, void *payload, struct hv_error *e) {
-        struct create_job *j = payload;
-        const struct create_params *p = &j->p;
-        atomic_bool *abort = job_ctl_abort(ctl);
-        /* MachineRoot is at most 511 bytes and a name 64: dir fits 600, the files PATH_MAX */
-        char dir[HV_STORE_DIR_MAX], root[PATH_MAX], root_tmp[PATH_MAX], scratch[PATH_MAX], console[PATH_MAX], meta[PATH_MAX];
-        const struct hv_conf *cf = &j->conf->c;
-        snprintf(dir, sizeof(dir), "%s/%s", cf->machine_root, j->target);
-        snprintf(root, sizeof(root), "%s/root.raw", dir);
-        snprintf(root_tmp, sizeof(root_tmp), "%s/root.raw.tmp", dir);
-        snprintf(scratch, sizeof(scratch), "%s/scratch.img", dir);
-        snprintf(console, sizeof(console), "%s/console.log", dir);
-        snprintf(meta, sizeof(meta), "%s/machine.meta", dir);
-        virConnectPtr c = NULL;
-        virDomainPtr dom = NULL;
-        char *xml = NULL;
-        char uuid[HV_UUID_STR], scratch_uuid[HV_UUID_STR] = "", device[PATH_MAX] = "";
-        const char *scratch_path = NULL;
-        bool made_dir = false, started = false;
-        uint64_t scratch_bytes = p->scratch_bytes;
-        int r;
+/* One creation's state; creation_end() rolls back everything it made unless it is done. */
+struct creation {
+        struct create_job *j;
+        struct job_ctl *ctl;
+        const struct hv_conf *cf;
+        /* MachineRoot is at most 511 bytes and a name 64: dir fits, the files PATH_MAX */
+        char dir[HV_STORE_DIR_MAX], root[PATH_MAX], root_tmp[PATH_MAX], scratch[PATH_MAX], console[PATH_MAX], meta[PATH_MAX],
+                marker[PATH_MAX];
+        char uuid[HV_UUID_STR], scratch_uuid[HV_UUID_STR], device[PATH_MAX];
+        const char *scratch_path;
+        uint64_t created_usec;
+        virConnectPtr c;
+        virDomainPtr dom;
+        char *xml;
+        bool made_dir, started, done;
+};
 
-        job_ctl_phase(ctl, "copy");
-        if (mkdir(dir, 0755) < 0) {
-                r = errno == EEXIST ? hv_fail(e, HV_E_MACHINE_EXISTS, EEXIST, "machine directory %s already exists", dir)
-                                    : hv_fail_errno(e, HV_E_ERRNO, errno, "cannot create %s", dir);
-                goto fail;
+static void creation_end(struct creation *k) {
+        if (!k->done && k->dom) {
+                if (k->started || virDomainIsActive(k->dom) == 1)
+                        virDomainDestroy(k->dom);
+                if (virDomainUndefineFlags(k->dom, VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
+                                                           VIR_DOMAIN_UNDEFINE_NVRAM) < 0)
+                        virDomainUndefine(k->dom);
         }
-        made_dir = true;
-        /* marks an unfinished creation: start-up removes such directories (a crash mid-create),
-         * never one without it (a machine's kept disks, say) */
-        char marker[PATH_MAX];
-        snprintf(marker, sizeof(marker), "%s/.creating", dir);
-        int mfd = open(marker, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-        if (mfd < 0 || close(mfd) < 0) {
-                r = hv_fail_errno(e, HV_E_ERRNO, errno, "cannot create %s", marker);
-                goto fail;
-        }
-        r = hv_fsync_dir(dir);
-        if (r < 0) {
-                r = hv_fail_errno(e, HV_E_ERRNO, -r, "cannot flush %s", dir);
-                goto fail;
-        }
+        if (k->dom)
+                virDomainFree(k->dom);
+        if (k->c)
+                virConnectClose(k->c);
+        free(k->xml);
+        if (!k->done && k->device[0])
+                scratch_release_device(k->device);
+        if (!k->done && k->made_dir)
+                machine_dir_remove(k->dir, false);
+}
+
+/* The directory, marked .creating: start-up removes such directories (a crash mid-create),
+ * never one without it (a machine's kept disks, say). */
+static int make_dir(struct creation *k, struct hv_error *e) {
+        if (mkdir(k->dir, 0755) < 0)
+                return errno == EEXIST ? hv_fail(e, HV_E_MACHINE_EXISTS, EEXIST, "machine directory %s already exists", k->dir)
+                                       : hv_fail_errno(e, HV_E_ERRNO, errno, "cannot create %s", k->dir);
+        k->made_dir = true;
+        int mfd = open(k->marker, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (mfd < 0 || close(mfd) < 0)
+                return hv_fail_errno(e, HV_E_ERRNO, errno, "cannot create %s", k->marker);
+        int r = hv_fsync_dir(k->dir);
+        return r < 0 ? hv_fail_errno(e, HV_E_ERRNO, -r, "cannot flush %s", k->dir) : 0;
+}
+
+static int copy_root(struct creation *k, struct hv_error *e) {
         bool reflinked = false;
         uint64_t t0 = hv_mono_usec();
-        r = copy_sparse(p->image_path, root_tmp, copy_progress, ctl, abort, &reflinked, e);
+        int r = copy_sparse(k->j->p.image_path, k->root_tmp, copy_progress, k->ctl, job_ctl_abort(k->ctl), &reflinked, e);
         if (r < 0)
-                goto fail;
-        if (rename(root_tmp, root) < 0) {
-                r = hv_fail_errno(e, HV_E_ERRNO, errno, "cannot rename %s", root_tmp);
-                goto fail;
-        }
-        log_info("job %u: root disk %s %s in %.2f s", job_ctl_id(ctl), root, reflinked ? "reflinked" : "copied sparsely",
+                return r;
+        if (rename(k->root_tmp, k->root) < 0)
+                return hv_fail_errno(e, HV_E_ERRNO, errno, "cannot rename %s", k->root_tmp);
+        log_info("job %u: root disk %s %s in %.2f s", job_ctl_id(k->ctl), k->root, reflinked ? "reflinked" : "copied sparsely",
                  (double)(hv_mono_usec() - t0) / 1e6);
-        if (atomic_load(abort)) {
-                r = hv_fail(e, HV_E_CANCELED, ECANCELED, "canceled");
-                goto fail;
-        }
+        return 0;
+}
 
-        job_ctl_phase(ctl, "scratch");
-        if (scratch_bytes > 0) {
-                struct scratch_opts so = { .fs = p->scratch_fs, .bytes_per_inode = cf->scratch_bytes_per_inode,
-                                           .alloc = strcmp(cf->scratch_allocation, "fallocate") == 0 ? SCRATCH_FALLOCATE : SCRATCH_SPARSE };
-                if (cf->n_scratch_devices) {
-                        const char *pats[HV_CONF_MAX_DIRS];
-                        for (unsigned i = 0; i < cf->n_scratch_devices; i++)
-                                pats[i] = cf->scratch_devices[i];
-                        r = scratch_claim_device(pats, cf->n_scratch_devices, scratch_bytes, NULL, 0, device, sizeof(device), e);
-                        if (r < 0)
-                                goto fail;
-                        r = scratch_format(device, scratch_bytes, &so, false, scratch_uuid, e);
-                        scratch_path = device;
-                } else {
-                        r = scratch_create(scratch, scratch_bytes, &so, scratch_uuid, e);
-                        scratch_path = scratch;
-                }
-                if (r < 0)
-                        goto fail;
+/* A file in the machine's directory, or one of ScratchDevices; formatted, its UUID noted. */
+static int make_scratch(struct creation *k, struct hv_error *e) {
+        const struct create_params *p = &k->j->p;
+        const struct hv_conf *cf = k->cf;
+        if (p->scratch_bytes == 0)
+                return 0;
+        struct scratch_opts so = { .fs = p->scratch_fs, .bytes_per_inode = cf->scratch_bytes_per_inode,
+                                   .alloc = strcmp(cf->scratch_allocation, "fallocate") == 0 ? SCRATCH_FALLOCATE : SCRATCH_SPARSE };
+        if (!cf->n_scratch_devices) {
+                k->scratch_path = k->scratch;
+                return scratch_create(k->scratch, p->scratch_bytes, &so, k->scratch_uuid, e);
         }
-        if (atomic_load(abort)) {
-                r = hv_fail(e, HV_E_CANCELED, ECANCELED, "canceled");
-                goto fail;
-        }
+        const char *pats[HV_CONF_MAX_DIRS];
+        for (unsigned i = 0; i < cf->n_scratch_devices; i++)
+                pats[i] = cf->scratch_devices[i];
+        int r = scratch_claim_device(pats, cf->n_scratch_devices, p->scratch_bytes, NULL, 0, k->device, sizeof(k->device), e);
+        if (r < 0)
+                return r;
+        k->scratch_path = k->device;
+        return scratch_format(k->device, p->scratch_bytes, &so, false, k->scratch_uuid, e);
+}
 
-        job_ctl_phase(ctl, "define");
-        c = virt_conn(j->virt, e);
-        if (!c) {
-                r = -ENOTCONN;
-                goto fail;
-        }
-        virDomainPtr other = virDomainLookupByName(c, j->target);
+static int define(struct creation *k, struct hv_error *e) {
+        const struct create_params *p = &k->j->p;
+        const char *name = k->j->target;
+        if (!(k->c = virt_conn(k->j->virt, e)))
+                return -ENOTCONN;
+        virDomainPtr other = virDomainLookupByName(k->c, name);
         if (other) {
                 virDomainFree(other);
-                r = hv_fail(e, HV_E_MACHINE_EXISTS, EEXIST, "libvirt already has a domain named %s", j->target);
-                goto fail;
+                return hv_fail(e, HV_E_MACHINE_EXISTS, EEXIST, "libvirt already has a domain named %s", name);
         }
         uint8_t ub[16];
         hv_uuid_random(ub);
-        hv_uuid_format(ub, uuid);
+        hv_uuid_format(ub, k->uuid);
+        k->created_usec = hv_now_usec();
         struct dom_spec spec = {
-                .name = j->target, .uuid = uuid, .hv = p->hv, .vcpus = p->cores, .memory_mib = p->memory_mib,
-                .root_path = root, .scratch_path = scratch_path, .scratch_is_block = device[0] != 0,
-                .direct_io = has_odirect(dir), .console_log = console, .network = p->network, .image = p->image,
-                .scratch_uuid = scratch_uuid, .scratch_bytes = scratch_bytes, .created_usec = hv_now_usec(),
-                .machine_root = cf->machine_root,
+                .name = name, .uuid = k->uuid, .hv = p->hv, .vcpus = p->cores, .memory_mib = p->memory_mib,
+                .root_path = k->root, .scratch_path = k->scratch_path, .scratch_is_block = k->device[0] != 0,
+                .direct_io = has_odirect(k->dir), .console_log = k->console, .network = p->network, .image = p->image,
+                .scratch_uuid = k->scratch_uuid, .scratch_bytes = p->scratch_bytes, .created_usec = k->created_usec,
+                .machine_root = k->cf->machine_root,
         };
-        r = domxml_build(&spec, &xml, e);
+        int r = domxml_build(&spec, &k->xml, e);
         if (r < 0)
-                goto fail;
-        dom = virDomainDefineXML(c, xml);
-        if (!dom) {
-                r = virt_fail(e, "defining the domain", j->target);
-                goto fail;
-        }
+                return r;
+        if (!(k->dom = virDomainDefineXML(k->c, k->xml)))
+                return virt_fail(e, "defining the domain", name);
+        return 0;
+}
+
+/* machine.meta, then the marker goes: from here on the directory is a complete machine. */
+static int write_record(struct creation *k, struct hv_error *e) {
+        const struct create_params *p = &k->j->p;
         char text[2048];
         int n = snprintf(text, sizeof(text),
                          "# hvwgd machine record\nname=%s\nuuid=%s\nimage=%s\ncores=%u\nmemory_mib=%llu\nscratch_bytes=%llu\n"
                          "scratch_path=%s\nscratch_uuid=%s\nhypervisor=%s\ncreated_usec=%llu\n",
-                         j->target, uuid, p->image, p->cores, (unsigned long long)p->memory_mib, (unsigned long long)scratch_bytes,
-                         scratch_path ? scratch_path : "", scratch_uuid, dom_hv_name(p->hv), (unsigned long long)spec.created_usec);
-        r = hv_write_file_atomic(meta, text, (size_t)n, 0644);
-        if (r < 0) {
-                r = hv_fail_errno(e, HV_E_ERRNO, -r, "cannot write %s", meta);
-                goto fail;
-        }
-        if (unlink(marker) < 0 || hv_fsync_dir(dir) < 0) {
-                r = hv_fail_errno(e, HV_E_ERRNO, errno, "cannot remove %s", marker);
-                goto fail;
-        }
-        if (atomic_load(abort)) {
-                r = hv_fail(e, HV_E_CANCELED, ECANCELED, "canceled");
-                goto fail;
-        }
+                         k->j->target, k->uuid, p->image, p->cores, (unsigned long long)p->memory_mib, (unsigned long long)p->scratch_bytes,
+                         k->scratch_path ? k->scratch_path : "", k->scratch_uuid, dom_hv_name(p->hv), (unsigned long long)k->created_usec);
+        int r = hv_write_file_atomic(k->meta, text, (size_t)n, 0644);
+        if (r < 0)
+                return hv_fail_errno(e, HV_E_ERRNO, -r, "cannot write %s", k->meta);
+        if (unlink(k->marker) < 0 || hv_fsync_dir(k->dir) < 0)
+                return hv_fail_errno(e, HV_E_ERRNO, errno, "cannot remove %s", k->marker);
+        return 0;
+}
+
+static int create_run(struct job_ctl *ctl, void *payload, struct hv_error *e) {
+        struct create_job *j = payload;
+        const struct create_params *p = &j->p;
+        _cleanup_(creation_end) struct creation k = { .j = j, .ctl = ctl, .cf = &j->conf->c };
+        snprintf(k.dir, sizeof(k.dir), "%s/%s", k.cf->machine_root, j->target);
+        snprintf(k.root, sizeof(k.root), "%s/root.raw", k.dir);
+        snprintf(k.root_tmp, sizeof(k.root_tmp), "%s/root.raw.tmp", k.dir);
+        snprintf(k.scratch, sizeof(k.scratch), "%s/scratch.img", k.dir);
+        snprintf(k.console, sizeof(k.console), "%s/console.log", k.dir);
+        snprintf(k.meta, sizeof(k.meta), "%s/machine.meta", k.dir);
+        snprintf(k.marker, sizeof(k.marker), "%s/.creating", k.dir);
+        int r;
+        job_ctl_phase(ctl, "copy");
+        if ((r = make_dir(&k, e)) < 0 || (r = copy_root(&k, e)) < 0 || (r = job_ctl_canceled(ctl, e)) < 0)
+                return r;
+        job_ctl_phase(ctl, "scratch");
+        if ((r = make_scratch(&k, e)) < 0 || (r = job_ctl_canceled(ctl, e)) < 0)
+                return r;
+        job_ctl_phase(ctl, "define");
+        if ((r = define(&k, e)) < 0 || (r = write_record(&k, e)) < 0 || (r = job_ctl_canceled(ctl, e)) < 0)
+                return r;
         if (p->start) {
                 job_ctl_phase(ctl, "start");
-                if (virDomainCreate(dom) < 0) {
-                        r = virt_fail(e, "starting the domain", j->target);
-                        goto fail;
-                }
-                started = true;
+                if (virDomainCreate(k.dom) < 0)
+                        return virt_fail(e, "starting the domain", j->target);
+                k.started = true;
         }
-        struct machine x = { .cores = p->cores, .memory_mib = p->memory_mib, .scratch_bytes = scratch_bytes };
+        struct machine x = { .cores = p->cores, .memory_mib = p->memory_mib, .scratch_bytes = p->scratch_bytes };
         snprintf(x.name, sizeof(x.name), "%s", j->target);
-        snprintf(x.uuid, sizeof(x.uuid), "%s", uuid);
+        snprintf(x.uuid, sizeof(x.uuid), "%s", k.uuid);
         snprintf(x.image, sizeof(x.image), "%s", p->image);
         int st = 0, reason = 0;
-        snprintf(x.state, sizeof(x.state), "%s", virDomainGetState(dom, &st, &reason, 0) == 0 ? virt_state_name(st) : (started ? "running" : "shut-off"));
+        snprintf(x.state, sizeof(x.state), "%s",
+                 virDomainGetState(k.dom, &st, &reason, 0) == 0 ? virt_state_name(st) : (k.started ? "running" : "shut-off"));
         machines_put(j->machines, &x);
-        log_info("machine %s (%s) created: %u cores, %llu MiB, scratch %llu bytes%s%s, %s", j->target, uuid, p->cores,
-                 (unsigned long long)p->memory_mib, (unsigned long long)scratch_bytes, device[0] ? " on " : "", device, x.state);
-        virDomainFree(dom);
-        virConnectClose(c);
-        free(xml);
+        log_info("machine %s (%s) created: %u cores, %llu MiB, scratch %llu bytes%s%s, %s", j->target, k.uuid, p->cores,
+                 (unsigned long long)p->memory_mib, (unsigned long long)p->scratch_bytes, k.device[0] ? " on " : "", k.device, x.state);
+        k.done = true;
         return 0;
-
-fail:
-        /* roll back everything this job made */
-        if (dom) {
-                if (started || virDomainIsActive(dom) == 1)
-                        virDomainDestroy(dom);
-                if (virDomainUndefineFlags(dom, VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
-                                                        VIR_DOMAIN_UNDEFINE_NVRAM) < 0)
-                        virDomainUndefine(dom);
-                virDomainFree(dom);
-        }
-        if (c)
-                virConnectClose(c);
-        free(xml);
-        if (device[0])
-                scratch_release_device(device);
-        if (made_dir)
-                machine_dir_remove(dir, false);
-        return r;
 }
 
 static void create_job_free(void *payload) {
@@ -261,43 +258,38 @@ static void destroy_done(void *data) {
         free(d);
 }
 
-static void *destroy_thread(void *arg) {
-        struct destroy_req *d = arg;
-        virConnectPtr c = virt_conn(d->virt, &d->err);
-        char scratch_path[1024] = "";
-        virDomainPtr dom = c ? virDomainLookupByName(c, d->name) : NULL;
-        if (!c) {
-                d->r = -ENOTCONN;
-                goto out;
-        }
+HV_DEFINE_CLEANUP(virConnectPtr, virConnectClose)
+HV_DEFINE_CLEANUP(virDomainPtr, virDomainFree)
+
+/* Stops and undefines the domain (if libvirt has it), then removes the disks and the directory. */
+static int destroy_now(struct destroy_req *d) {
+        _cleanup_(virConnectClosep) virConnectPtr c = virt_conn(d->virt, &d->err);
+        if (!c)
+                return -ENOTCONN;
+        char scratch_path[PATH_MAX] = "";
+        _cleanup_(virDomainFreep) virDomainPtr dom = virDomainLookupByName(c, d->name);
         if (dom) {
                 struct dom_meta meta;
-                if (!virt_read_meta(dom, &meta)) {
-                        d->r = hv_fail(&d->err, HV_E_NO_SUCH_MACHINE, ENOENT, "domain %s is not an hvwgd machine", d->name);
-                        goto out;
-                }
+                if (!virt_read_meta(dom, &meta))
+                        return hv_fail(&d->err, HV_E_NO_SUCH_MACHINE, ENOENT, "domain %s is not an hvwgd machine", d->name);
                 snprintf(scratch_path, sizeof(scratch_path), "%s", meta.scratch_path);
-                if (virDomainIsActive(dom) == 1 && virDomainDestroy(dom) < 0) {
-                        d->r = virt_fail(&d->err, "stopping", d->name);
-                        goto out;
-                }
+                if (virDomainIsActive(dom) == 1 && virDomainDestroy(dom) < 0)
+                        return virt_fail(&d->err, "stopping", d->name);
                 if (virDomainUndefineFlags(dom, VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
                                                         VIR_DOMAIN_UNDEFINE_NVRAM | VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA) < 0 &&
-                    virDomainUndefine(dom) < 0) {
-                        d->r = virt_fail(&d->err, "undefining", d->name);
-                        goto out;
-                }
+                    virDomainUndefine(dom) < 0)
+                        return virt_fail(&d->err, "undefining", d->name);
         }
         struct stat st;
         if (scratch_path[0] && stat(scratch_path, &st) == 0 && S_ISBLK(st.st_mode))
                 scratch_release_device(scratch_path);
         machine_dir_remove(d->dir, d->keep_disks);
-        d->r = 0;
-out:
-        if (dom)
-                virDomainFree(dom);
-        if (c)
-                virConnectClose(c);
+        return 0;
+}
+
+static void *destroy_thread(void *arg) {
+        struct destroy_req *d = arg;
+        d->r = destroy_now(d);
         if (loop_post(d->loop, destroy_done, d) < 0)
                 log_error("machine %s: the end of its destroy is lost (out of memory)", d->name);
         return NULL;

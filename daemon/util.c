@@ -224,7 +224,7 @@ int hv_write_file_atomic(const char *path, const char *content, size_t len, unsi
 }
 
 int hv_read_file(const char *path, size_t max, char **ret, size_t *ret_len) {
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY); /* a FIFO never blocks: refused below */
         if (fd < 0)
                 return -errno;
         struct stat st;

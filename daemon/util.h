@@ -15,6 +15,19 @@ static inline void fclosep(FILE **f) { if (*f) fclose(*f); }
 #define _cleanup_free_ _cleanup_(freep)
 #define _cleanup_close_ _cleanup_(closep)
 #define _cleanup_fclose_ _cleanup_(fclosep)
+/* func##p for a pointer type whose free function takes the pointer (and may not take NULL). */
+#define HV_DEFINE_CLEANUP(type, func)                  \
+        static inline void func##p(type *p) {          \
+                if (*p)                                \
+                        func(*p);                      \
+        }
+/* Hands a pointer over: returns it and clears the variable (its cleanup then does nothing). */
+#define HV_TAKE_PTR(p)                                 \
+        ({                                             \
+                __typeof__(p) _p = (p);                \
+                (p) = NULL;                            \
+                _p;                                    \
+        })
 #define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
 #define HV_PRINTF(a, b) __attribute__((format(printf, a, b)))
 
