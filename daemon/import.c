@@ -147,23 +147,6 @@ static int too_large(struct pipeline *p, uint64_t out, struct hv_error *e) {
                        (unsigned long long)out);
 }
 
-/* A raw (uncompressed) source: its buffers go straight to the writer. */
-static int pass_through(struct pipeline *p, struct hv_error *e) {
-        uint64_t total_out = 0;
-        for (;;) {
-                struct buf *b;
-                int r = bufq_pop(&p->in_full, &b);
-                if (r < 0)
-                        return r;
-                bool eof = b->eof;
-                total_out += b->len;
-                if ((r = too_large(p, total_out, e)) < 0 || (r = bufq_push(&p->out_full, b)) < 0)
-                        return r;
-                if (eof)
-                        return 0;
-        }
-}
-
 /* An empty output buffer from the free queue into *out (if it has none). */
 static int take_out(struct pipeline *p, struct buf **out) {
         if (*out)
@@ -208,6 +191,7 @@ static int inflate_buf(struct pipeline *p, struct gunzip *g, struct buf *b, stru
         return 0;
 }
 
+/* Input buffers through the decoder (g NULL: a raw source, its buffers go straight on). */
 static int inflate_all(struct pipeline *p, struct gunzip *g, struct hv_error *e) {
         struct buf *out = NULL;
         uint64_t total_out = 0;
@@ -217,6 +201,12 @@ static int inflate_all(struct pipeline *p, struct gunzip *g, struct hv_error *e)
                 if (r < 0)
                         return r;
                 bool eof = b->eof;
+                if (!g) {
+                        total_out += b->len;
+                        if ((r = too_large(p, total_out, e)) < 0 || (r = bufq_push(&p->out_full, b)) < 0 || eof)
+                                return r;
+                        continue;
+                }
                 if ((r = inflate_buf(p, g, b, &out, &total_out, e)) < 0 || (r = bufq_push(&p->in_free, b)) < 0)
                         return r;
                 if (!eof)
@@ -233,7 +223,7 @@ static void *inflate_thread(void *arg) {
         struct hv_error e = { 0 };
         int r;
         if (!p->fp->compressed)
-                r = pass_through(p, &e);
+                r = inflate_all(p, NULL, &e);
         else {
                 struct gunzip g;
                 r = gunzip_init(&g, p->fp->engine);
