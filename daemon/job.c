@@ -287,18 +287,21 @@ struct job *jobs_find_target(struct jobs *js, const struct job_kind *kind, const
         return NULL;
 }
 
-static bool queued(struct job *j) {
-        bool finished;
+static bool is_finished(struct job *j) {
         pthread_mutex_lock(&j->ctl->mtx);
-        finished = j->ctl->finished;
+        bool f = j->ctl->finished;
         pthread_mutex_unlock(&j->ctl->mtx);
-        return j->submitted && !j->started && !finished;
+        return f;
+}
+
+static bool queued(struct job *j) {
+        return j->submitted && !j->started && !is_finished(j);
 }
 
 static unsigned running_of(struct jobs *js, const struct job_kind *kind, uid_t uid, bool any_uid) {
         unsigned n = 0;
         for (struct job *j = js->list; j; j = j->next)
-                n += j->kind == kind && j->started && !j->ctl->finished && (any_uid || j->owner == uid);
+                n += j->kind == kind && j->started && (any_uid || j->owner == uid) && !is_finished(j);
         return n;
 }
 

@@ -182,10 +182,11 @@ int machines_snapshot(struct machines *ms, struct machine **ret) {
         return (int)n;
 }
 
-/* A machine directory holds only these files of ours, and the temp files of hv_write_file_atomic
- * ("machine.meta.tmp.PID") a crash can leave behind. */
+/* A machine directory holds only these files of ours, and what a crash can leave behind: the
+ * temp files of hv_write_file_atomic ("machine.meta.tmp.PID") and the O_DIRECT probe. */
 static bool our_file(const char *name) {
-        static const char *const files[] = { "root.raw", "scratch.img", "root.raw.tmp", "console.log", "machine.meta" };
+        static const char *const files[] = { "root.raw", "scratch.img", "root.raw.tmp", "console.log", "machine.meta",
+                                             ".odirect-probe" };
         for (size_t i = 0; i < ELEMENTSOF(files); i++)
                 if (strcmp(name, files[i]) == 0)
                         return true;

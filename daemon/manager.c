@@ -340,14 +340,14 @@ void manager_free(struct manager *m) {
         }
         /* threads still at work (jobs past the stop timeout, source checks, destroys) hold
          * pointers into these: the process ends instead */
-        if (m->jobs && jobs_count(m->jobs) == 0 && m->n_threads == 0) {
-                m->jobs = jobs_free(m->jobs);
-                m->machines = machines_free(m->machines);
-                m->loop = loop_free(m->loop);
-                store_close(&m->store);
-                hv_conf_snap_unref(m->snap);
-                sd_event_unref(m->event);
-                free(m->config_path);
-                free(m);
-        }
+        if ((m->jobs && jobs_count(m->jobs) > 0) || m->n_threads > 0)
+                return;
+        m->jobs = jobs_free(m->jobs);
+        m->machines = machines_free(m->machines);
+        m->loop = loop_free(m->loop);
+        store_close(&m->store);
+        hv_conf_snap_unref(m->snap);
+        sd_event_unref(m->event);
+        free(m->config_path);
+        free(m);
 }

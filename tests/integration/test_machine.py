@@ -102,7 +102,7 @@ def main():
         # (test_crash found one that stayed, unlisted, without its marker)
         half = os.path.join(env.machines, "half")
         os.makedirs(half)
-        for f in (".creating", "root.raw", "scratch.img", "machine.meta.tmp.4242"):
+        for f in (".creating", "root.raw", "scratch.img", "machine.meta.tmp.4242", ".odirect-probe"):
             open(os.path.join(half, f), "w").write("x")
         # a half-made machine with a file that is not ours keeps its marker (and the file)
         odd = os.path.join(env.machines, "odd")
