@@ -308,19 +308,14 @@ static int method_cancel_job(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
 static int method_create_machine(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
         struct manager *m = ud;
         uid_t uid;
-        int r = bus_check_access(m, msg, "CreateMachine", &uid, ret);
-        if (r < 0)
-                return r;
         const char *image, *name;
         uint32_t cores;
-        r = sd_bus_message_read(msg, "ssu", &image, &name, &cores);
-        if (r < 0)
-                return r;
-        if ((r = bus_check_name(image, "image", ret)) < 0 || (r = bus_check_name(name, "machine", ret)) < 0)
-                return r;
         struct opt_value opts[OPTS_MAX];
         size_t n_opts;
-        if ((r = bus_read_options(msg, opts, &n_opts, ret)) < 0)
+        int r;
+        if ((r = bus_check_access(m, msg, "CreateMachine", &uid, ret)) < 0 ||
+            (r = sd_bus_message_read(msg, "ssu", &image, &name, &cores)) < 0 || (r = bus_check_name(image, "image", ret)) < 0 ||
+            (r = bus_check_name(name, "machine", ret)) < 0 || (r = bus_read_options(msg, opts, &n_opts, ret)) < 0)
                 return r;
         const struct create_defaults defaults = {
                 .hypervisor = m->hypervisor,

@@ -101,18 +101,13 @@ static void *source_check_thread(void *arg) {
 int bus_method_fetch_image(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
         struct manager *m = ud;
         uid_t uid;
-        int r = bus_check_access(m, msg, "FetchImage", &uid, ret);
-        if (r < 0)
-                return r;
         const char *source, *name_arg;
-        r = sd_bus_message_read(msg, "ss", &source, &name_arg);
-        if (r < 0)
-                return r;
-        if ((r = bus_check_string(source, "source", ret)) < 0 || (r = bus_check_string(name_arg, "name", ret)) < 0)
-                return r;
         struct opt_value opts[OPTS_MAX];
         size_t n_opts;
-        if ((r = bus_read_options(msg, opts, &n_opts, ret)) < 0)
+        int r;
+        if ((r = bus_check_access(m, msg, "FetchImage", &uid, ret)) < 0 || (r = sd_bus_message_read(msg, "ss", &source, &name_arg)) < 0 ||
+            (r = bus_check_string(source, "source", ret)) < 0 || (r = bus_check_string(name_arg, "name", ret)) < 0 ||
+            (r = bus_read_options(msg, opts, &n_opts, ret)) < 0)
                 return r;
         struct hv_error e = { 0 };
         struct fetch_params fp;

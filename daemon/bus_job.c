@@ -43,16 +43,14 @@ static int job_method_cancel(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
         return sd_bus_reply_method_return(msg, "");
 }
 
+/* Id, Type, Target, Source never change; the progress properties are announced as they do. */
+#define JOB_PROP(name, sig, flag) SD_BUS_PROPERTY(name, sig, job_prop, 0, SD_BUS_VTABLE_PROPERTY_##flag)
 static const sd_bus_vtable job_vtable[] = {
         SD_BUS_VTABLE_START(0),
-        SD_BUS_PROPERTY("Id", "u", job_prop, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY("Type", "s", job_prop, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY("Target", "s", job_prop, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY("Source", "s", job_prop, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY("Phase", "s", job_prop, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("Progress", "d", job_prop, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("BytesDone", "t", job_prop, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("BytesTotal", "t", job_prop, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        JOB_PROP("Id", "u", CONST),          JOB_PROP("Type", "s", CONST),
+        JOB_PROP("Target", "s", CONST),      JOB_PROP("Source", "s", CONST),
+        JOB_PROP("Phase", "s", EMITS_CHANGE), JOB_PROP("Progress", "d", EMITS_CHANGE),
+        JOB_PROP("BytesDone", "t", EMITS_CHANGE), JOB_PROP("BytesTotal", "t", EMITS_CHANGE),
         SD_BUS_METHOD("Cancel", "", "", job_method_cancel, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END
 };

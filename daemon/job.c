@@ -79,21 +79,27 @@ static void poke_locked(struct job_ctl *c, bool force) {
         wake(c->j->jobs);
 }
 
-void job_ctl_phase(struct job_ctl *c, const char *phase) {
+/* A phase (phase non-NULL: told at once) or byte counts (rate-limited), under the lock. */
+static void report(struct job_ctl *c, const char *phase, uint64_t done, uint64_t total) {
         pthread_mutex_lock(&c->mtx);
-        c->phase = phase;
-        c->changed = c->phase_changed = true;
-        poke_locked(c, true);
+        if (phase)
+                c->phase = phase;
+        else {
+                c->done = done;
+                c->total = total;
+        }
+        c->changed = true;
+        c->phase_changed |= phase != NULL;
+        poke_locked(c, phase != NULL);
         pthread_mutex_unlock(&c->mtx);
 }
 
+void job_ctl_phase(struct job_ctl *c, const char *phase) {
+        report(c, phase, 0, 0);
+}
+
 void job_ctl_bytes(struct job_ctl *c, uint64_t done, uint64_t total) {
-        pthread_mutex_lock(&c->mtx);
-        c->done = done;
-        c->total = total;
-        c->changed = true;
-        poke_locked(c, false);
-        pthread_mutex_unlock(&c->mtx);
+        report(c, NULL, done, total);
 }
 
 atomic_bool *job_ctl_abort(struct job_ctl *c) {

@@ -205,9 +205,8 @@ static int create_run(struct job_ctl *ctl, void *payload, struct hv_error *e) {
 
 static void create_job_free(void *payload) {
         struct create_job *j = payload;
-        if (!j)
-                return;
-        hv_conf_snap_unref(j->conf);
+        if (j)
+                hv_conf_snap_unref(j->conf);
         free(j);
 }
 
