@@ -56,6 +56,62 @@ static void set_features(struct ext2_super_block *s, const char *fs, uint64_t si
         }
 }
 
+/* Everything after ext2fs_initialize(): group tables, root, lost+found, the reserved inodes,
+ * the resize inode and the journal. On error the caller frees fs unwritten. */
+static int build_fs(ext2_filsys fs, bool zeroed, const char *path, struct hv_error *e) {
+        errcode_t err;
+        if ((err = ext2fs_allocate_tables(fs)))
+                return ext2_fail(e, err, "allocating group tables", path);
+        if ((err = ext2fs_convert_subcluster_bitmap(fs, &fs->block_map)))
+                return ext2_fail(e, err, "converting the block bitmap", path);
+        /* Inode tables: nothing to write when the target reads as zeros; with uninit_bg the
+         * groups say so (INODE_ZEROED) and the kernel skips its own lazy zeroing. */
+        for (dgrp_t g = 0; g < fs->group_desc_count; g++) {
+                if (zeroed) {
+                        if (ext2fs_has_group_desc_csum(fs))
+                                ext2fs_bg_flags_set(fs, g, EXT2_BG_INODE_ZEROED);
+                } else if (ext2fs_has_group_desc_csum(fs)) {
+                        /* not known to be zero, flag left clear: the kernel's ext4lazyinit zeroes
+                         * the tables after the first mount (mke2fs -E lazy_itable_init=1) */
+                } else {
+                        blk64_t start = ext2fs_inode_table_loc(fs, g);
+                        int num = (int)fs->inode_blocks_per_group;
+                        if ((err = ext2fs_zero_blocks2(fs, start, num, NULL, NULL)))
+                                return ext2_fail(e, err, "zeroing inode tables", path);
+                }
+                ext2fs_group_desc_csum_set(fs, g);
+        }
+        if ((err = ext2fs_mkdir(fs, EXT2_ROOT_INO, EXT2_ROOT_INO, 0)))
+                return ext2_fail(e, err, "creating the root directory", path);
+        if ((err = ext2fs_mkdir(fs, EXT2_ROOT_INO, 0, "lost+found")))
+                return ext2_fail(e, err, "creating lost+found", path);
+        ext2_ino_t lpf;
+        if ((err = ext2fs_lookup(fs, EXT2_ROOT_INO, "lost+found", 10, NULL, &lpf)))
+                return ext2_fail(e, err, "looking up lost+found", path);
+        /* lost+found gets 16 KiB of directory blocks, as mke2fs does, so e2fsck can use it */
+        for (unsigned i = 1; i < 16384 / BLOCK_SIZE; i++)
+                if ((err = ext2fs_expand_dir(fs, lpf)))
+                        return ext2_fail(e, err, "expanding lost+found", path);
+        for (ext2_ino_t i = EXT2_ROOT_INO + 1; i < EXT2_FIRST_INODE(fs->super); i++)
+                ext2fs_inode_alloc_stats2(fs, i, +1, 0);
+        ext2fs_mark_ib_dirty(fs);
+        ext2fs_mark_inode_bitmap2(fs->inode_map, EXT2_BAD_INO);
+        ext2fs_inode_alloc_stats2(fs, EXT2_BAD_INO, +1, 0);
+        if ((err = ext2fs_update_bb_inode(fs, NULL)))
+                return ext2_fail(e, err, "writing the bad-block inode", path);
+        if (ext2fs_has_feature_resize_inode(fs->super) && (err = ext2fs_create_resize_inode(fs)))
+                return ext2_fail(e, err, "creating the resize inode", path);
+        if (ext2fs_has_feature_journal(fs->super)) {
+                struct ext2fs_journal_params jp;
+                if ((err = ext2fs_get_journal_params(&jp, fs)))
+                        return ext2_fail(e, err, "sizing the journal", path);
+                int flags = EXT2_MKJOURNAL_NO_MNT_CHECK | (zeroed ? EXT2_MKJOURNAL_LAZYINIT : 0);
+                if ((err = ext2fs_add_journal_inode3(fs, &jp, ~0ULL, flags)))
+                        return ext2_fail(e, err, "creating the journal", path);
+        }
+        return 0;
+}
+
 /* Called with ext2_lock held. */
 static int format_locked(const char *path, uint64_t size, const struct scratch_opts *o, bool zeroed, char *uuid,
                          struct hv_error *e) {
@@ -102,83 +158,11 @@ static int format_locked(const char *path, uint64_t size, const struct scratch_o
         fs->super->s_mkfs_time = fs->super->s_lastcheck = (uint32_t)time(NULL);
         fs->super->s_kbytes_written = 1;
 
-        if ((err = ext2fs_allocate_tables(fs))) {
-                r = ext2_fail(e, err, "allocating group tables", path);
-                goto out;
-        }
-        if ((err = ext2fs_convert_subcluster_bitmap(fs, &fs->block_map))) {
-                r = ext2_fail(e, err, "converting the block bitmap", path);
-                goto out;
-        }
-        /* Inode tables: nothing to write when the target reads as zeros; with uninit_bg the
-         * groups say so (INODE_ZEROED) and the kernel skips its own lazy zeroing. */
-        for (dgrp_t g = 0; g < fs->group_desc_count; g++) {
-                if (zeroed) {
-                        if (ext2fs_has_group_desc_csum(fs))
-                                ext2fs_bg_flags_set(fs, g, EXT2_BG_INODE_ZEROED);
-                } else if (ext2fs_has_group_desc_csum(fs)) {
-                        /* not known to be zero, flag left clear: the kernel's ext4lazyinit zeroes
-                         * the tables after the first mount (mke2fs -E lazy_itable_init=1) */
-                } else {
-                        blk64_t start = ext2fs_inode_table_loc(fs, g);
-                        int num = (int)fs->inode_blocks_per_group;
-                        if ((err = ext2fs_zero_blocks2(fs, start, num, NULL, NULL))) {
-                                r = ext2_fail(e, err, "zeroing inode tables", path);
-                                goto out;
-                        }
-                }
-                ext2fs_group_desc_csum_set(fs, g);
-        }
-        if ((err = ext2fs_mkdir(fs, EXT2_ROOT_INO, EXT2_ROOT_INO, 0))) {
-                r = ext2_fail(e, err, "creating the root directory", path);
-                goto out;
-        }
-        if ((err = ext2fs_mkdir(fs, EXT2_ROOT_INO, 0, "lost+found"))) {
-                r = ext2_fail(e, err, "creating lost+found", path);
-                goto out;
-        }
-        ext2_ino_t lpf;
-        if ((err = ext2fs_lookup(fs, EXT2_ROOT_INO, "lost+found", 10, NULL, &lpf))) {
-                r = ext2_fail(e, err, "looking up lost+found", path);
-                goto out;
-        }
-        /* lost+found gets 16 KiB of directory blocks, as mke2fs does, so e2fsck can use it */
-        for (unsigned i = 1; i < 16384 / BLOCK_SIZE; i++)
-                if ((err = ext2fs_expand_dir(fs, lpf))) {
-                        r = ext2_fail(e, err, "expanding lost+found", path);
-                        goto out;
-                }
-        for (ext2_ino_t i = EXT2_ROOT_INO + 1; i < EXT2_FIRST_INODE(fs->super); i++)
-                ext2fs_inode_alloc_stats2(fs, i, +1, 0);
-        ext2fs_mark_ib_dirty(fs);
-        ext2fs_mark_inode_bitmap2(fs->inode_map, EXT2_BAD_INO);
-        ext2fs_inode_alloc_stats2(fs, EXT2_BAD_INO, +1, 0);
-        if ((err = ext2fs_update_bb_inode(fs, NULL))) {
-                r = ext2_fail(e, err, "writing the bad-block inode", path);
-                goto out;
-        }
-        if (ext2fs_has_feature_resize_inode(fs->super) && (err = ext2fs_create_resize_inode(fs))) {
-                r = ext2_fail(e, err, "creating the resize inode", path);
-                goto out;
-        }
-        if (ext2fs_has_feature_journal(fs->super)) {
-                struct ext2fs_journal_params jp;
-                if ((err = ext2fs_get_journal_params(&jp, fs))) {
-                        r = ext2_fail(e, err, "sizing the journal", path);
-                        goto out;
-                }
-                int flags = EXT2_MKJOURNAL_NO_MNT_CHECK | (zeroed ? EXT2_MKJOURNAL_LAZYINIT : 0);
-                if ((err = ext2fs_add_journal_inode3(fs, &jp, ~0ULL, flags))) {
-                        r = ext2_fail(e, err, "creating the journal", path);
-                        goto out;
-                }
-        }
-        hv_uuid_format(u, uuid);
-out:
-        if (r < 0) {
+        if ((r = build_fs(fs, zeroed, path, e)) < 0) {
                 ext2fs_free(fs);
                 return r;
         }
+        hv_uuid_format(u, uuid);
         if ((err = ext2fs_close_free(&fs)))
                 return ext2_fail(e, err, "writing the superblocks", path);
         return 0;

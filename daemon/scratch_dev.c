@@ -70,6 +70,11 @@ static int first_entry(const char *dir, char *name, size_t len) {
         return found;
 }
 
+HV_DEFINE_CLEANUP(struct udev *, udev_unref)
+HV_DEFINE_CLEANUP(struct udev_device *, udev_device_unref)
+HV_DEFINE_CLEANUP(struct udev_enumerate *, udev_enumerate_unref)
+HV_DEFINE_CLEANUP(blkid_probe, blkid_free_probe)
+
 int scratch_check_device(const char *devnode, const char *const *our_uuids, size_t n_uuids, uint64_t *ret_size,
                          struct hv_error *e) {
         struct stat st;
@@ -77,42 +82,30 @@ int scratch_check_device(const char *devnode, const char *const *our_uuids, size
                 return hv_fail_errno(e, HV_E_ERRNO, errno, "scratch device %s", devnode);
         if (!S_ISBLK(st.st_mode))
                 return hv_fail(e, HV_E_INVALID_ARGS, ENOTBLK, "scratch device %s is not a block device", devnode);
-        struct udev *u = udev_new();
+        _cleanup_(udev_unrefp) struct udev *u = udev_new();
         if (!u)
                 return hv_fail(e, HV_E_ERRNO, ENOMEM, "cannot initialise libudev");
         int r = 0;
-        struct udev_device *d = udev_device_new_from_devnum(u, 'b', st.st_rdev);
-        struct udev_enumerate *en = NULL;
-        if (!d) {
-                r = hv_fail(e, HV_E_ERRNO, ENODEV, "scratch device %s: not known to udev/sysfs", devnode);
-                goto out;
-        }
+        _cleanup_(udev_device_unrefp) struct udev_device *d = udev_device_new_from_devnum(u, 'b', st.st_rdev);
+        if (!d)
+                return hv_fail(e, HV_E_ERRNO, ENODEV, "scratch device %s: not known to udev/sysfs", devnode);
         const char *devtype = udev_device_get_devtype(d);
-        if (!devtype || (strcmp(devtype, "disk") != 0 && strcmp(devtype, "partition") != 0)) {
-                r = hv_fail(e, HV_E_INVALID_ARGS, EINVAL, "scratch device %s is a %s, not a disk or partition", devnode,
-                            devtype ? devtype : "device of unknown type");
-                goto out;
-        }
+        if (!devtype || (strcmp(devtype, "disk") != 0 && strcmp(devtype, "partition") != 0))
+                return hv_fail(e, HV_E_INVALID_ARGS, EINVAL, "scratch device %s is a %s, not a disk or partition", devnode,
+                               devtype ? devtype : "device of unknown type");
         char where[2048], holder[256], path[PATH_MAX];
-        if (mounted_at(st.st_rdev, where, sizeof(where)) > 0) {
-                r = hv_fail(e, HV_E_IMAGE_BUSY, EBUSY, "scratch device %s is mounted on %s", devnode, where);
-                goto out;
-        }
-        if (is_swap(devnode)) {
-                r = hv_fail(e, HV_E_IMAGE_BUSY, EBUSY, "scratch device %s is in use as swap", devnode);
-                goto out;
-        }
+        if (mounted_at(st.st_rdev, where, sizeof(where)) > 0)
+                return hv_fail(e, HV_E_IMAGE_BUSY, EBUSY, "scratch device %s is mounted on %s", devnode, where);
+        if (is_swap(devnode))
+                return hv_fail(e, HV_E_IMAGE_BUSY, EBUSY, "scratch device %s is in use as swap", devnode);
         snprintf(path, sizeof(path), "%s/holders", udev_device_get_syspath(d));
-        if (first_entry(path, holder, sizeof(holder)) > 0) {
-                r = hv_fail(e, HV_E_IMAGE_BUSY, EBUSY, "scratch device %s is held by %s (device-mapper, md or similar)", devnode, holder);
-                goto out;
-        }
-        en = udev_enumerate_new(u);
+        if (first_entry(path, holder, sizeof(holder)) > 0)
+                return hv_fail(e, HV_E_IMAGE_BUSY, EBUSY, "scratch device %s is held by %s (device-mapper, md or similar)", devnode,
+                               holder);
+        _cleanup_(udev_enumerate_unrefp) struct udev_enumerate *en = udev_enumerate_new(u);
         if (!en || udev_enumerate_add_match_parent(en, d) < 0 || udev_enumerate_add_match_subsystem(en, "block") < 0 ||
-            udev_enumerate_scan_devices(en) < 0) {
-                r = hv_fail(e, HV_E_ERRNO, EIO, "scratch device %s: cannot list its partitions", devnode);
-                goto out;
-        }
+            udev_enumerate_scan_devices(en) < 0)
+                return hv_fail(e, HV_E_ERRNO, EIO, "scratch device %s: cannot list its partitions", devnode);
         struct udev_list_entry *le;
         udev_list_entry_foreach(le, udev_enumerate_get_list_entry(en)) {
                 struct udev_device *c = udev_device_new_from_syspath(u, udev_list_entry_get_name(le));
@@ -123,28 +116,18 @@ int scratch_check_device(const char *devnode, const char *const *our_uuids, size
                                     udev_device_get_sysname(c));
                 udev_device_unref(c);
                 if (r < 0)
-                        goto out;
+                        return r;
         }
         /* signatures: the whole device, superblocks and partition tables */
-        int fd = open(devnode, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) {
-                r = hv_fail_errno(e, HV_E_ERRNO, errno, "cannot open scratch device %s", devnode);
-                goto out;
-        }
+        _cleanup_close_ int fd = open(devnode, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return hv_fail_errno(e, HV_E_ERRNO, errno, "cannot open scratch device %s", devnode);
         uint64_t size = 0;
-        if (ioctl(fd, BLKGETSIZE64, &size) < 0) {
-                r = hv_fail_errno(e, HV_E_ERRNO, errno, "cannot read the size of %s", devnode);
-                close(fd);
-                goto out;
-        }
-        blkid_probe pr = blkid_new_probe();
-        if (!pr || blkid_probe_set_device(pr, fd, 0, 0) < 0) {
-                r = hv_fail(e, HV_E_ERRNO, EIO, "cannot probe %s", devnode);
-                if (pr)
-                        blkid_free_probe(pr);
-                close(fd);
-                goto out;
-        }
+        if (ioctl(fd, BLKGETSIZE64, &size) < 0)
+                return hv_fail_errno(e, HV_E_ERRNO, errno, "cannot read the size of %s", devnode);
+        _cleanup_(blkid_free_probep) blkid_probe pr = blkid_new_probe();
+        if (!pr || blkid_probe_set_device(pr, fd, 0, 0) < 0)
+                return hv_fail(e, HV_E_ERRNO, EIO, "cannot probe %s", devnode);
         blkid_probe_enable_superblocks(pr, 1);
         blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_TYPE | BLKID_SUBLKS_LABEL | BLKID_SUBLKS_UUID);
         blkid_probe_enable_partitions(pr, 1);
@@ -172,14 +155,8 @@ int scratch_check_device(const char *devnode, const char *const *our_uuids, size
                                     label ? label : "", uuid ? uuid : "none",
                                     ours ? " that hvwgd has no record of" : " that is not an hvwgd scratch disk");
         }
-        blkid_free_probe(pr);
-        close(fd);
         if (r >= 0 && ret_size)
                 *ret_size = size;
-out:
-        udev_enumerate_unref(en);
-        udev_device_unref(d);
-        udev_unref(u);
         return r;
 }
 
