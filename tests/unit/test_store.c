@@ -1,5 +1,6 @@
 /* Unit tests of the image metadata format (store.c): a round trip, and a reader that trusts
  * nothing it did not write: injected lines, unknown and duplicate keys, malformed values. */
+#define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,6 +8,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "store.h"
 
@@ -113,11 +116,83 @@ static void test_meta_writer_refuses_injection(void **state) {
         free(a.source);
 }
 
+static void write_file(const char *path, const char *text) {
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        fputs(text, f);
+        assert_int_equal(fclose(f), 0);
+}
+
+static struct image *test_image(const char *name) {
+        struct image *img = calloc(1, sizeof(*img));
+        assert_non_null(img);
+        snprintf(img->name, sizeof(img->name), "%s", name);
+        memset(img->sha512, 'b', 128);
+        img->source = strdup("file:///src/x.gz");
+        img->table = calloc(1, sizeof(*img->table));
+        img->size = 4;
+        return img;
+}
+
+/* store_publish: the temp file becomes NAME.raw with NAME.meta beside it (recording its inode),
+ * the temp names are gone; a second publish of the name is ImageExists (nothing moved, the first
+ * image intact) unless it replaces. */
+static void test_publish(void **state) {
+        (void)state;
+        char root[] = "/tmp/hvwg-store-XXXXXX";
+        assert_non_null(mkdtemp(root));
+        char tmp[600], raw[600], meta[600], text[64];
+        snprintf(tmp, sizeof(tmp), "%s/new.tmp", root);
+        snprintf(raw, sizeof(raw), "%s/img.raw", root);
+        snprintf(meta, sizeof(meta), "%s/img.meta", root);
+        write_file(tmp, "one\n");
+        struct hv_error e = { 0 };
+        struct image *a = test_image("img");
+        assert_int_equal(store_publish(root, tmp, a, false, &e), 0);
+        struct stat st;
+        assert_int_equal(stat(raw, &st), 0);
+        assert_int_equal(st.st_ino, a->inode);
+        assert_int_equal(access(tmp, F_OK), -1);
+        char *m = NULL;
+        assert_int_equal(hv_read_file(meta, 1 << 16, &m, NULL), 0);
+        struct image back = { 0 };
+        assert_int_equal(image_meta_parse(&back, m), 0);
+        assert_string_equal(back.name, "img");
+        assert_int_equal(back.inode, st.st_ino);
+        free(m);
+        free(back.source);
+        free(back.table);
+
+        write_file(tmp, "two\n");
+        struct image *b = test_image("img");
+        memset(&e, 0, sizeof(e));
+        assert_true(store_publish(root, tmp, b, false, &e) < 0);
+        assert_int_equal(e.kind, HV_E_IMAGE_EXISTS);
+        FILE *f = fopen(raw, "r");
+        assert_non_null(fgets(text, sizeof(text), f));
+        fclose(f);
+        assert_string_equal(text, "one\n"); /* the first image is intact */
+        char tmeta[620];
+        snprintf(tmeta, sizeof(tmeta), "%s.meta", tmp);
+        assert_int_equal(access(tmeta, F_OK), -1); /* its temp metadata was removed */
+        assert_int_equal(store_publish(root, tmp, b, true, &e), 0); /* replace */
+        f = fopen(raw, "r");
+        assert_non_null(fgets(text, sizeof(text), f));
+        fclose(f);
+        assert_string_equal(text, "two\n");
+        image_free(a);
+        image_free(b);
+        unlink(raw);
+        unlink(meta);
+        assert_int_equal(rmdir(root), 0); /* nothing else was left behind */
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_meta_roundtrip),
                 cmocka_unit_test(test_meta_refusals),
                 cmocka_unit_test(test_meta_writer_refuses_injection),
+                cmocka_unit_test(test_publish),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
