@@ -86,12 +86,9 @@ static int read_name(sd_bus_message *msg, const char *what, const char **name, s
         return bus_check_name(*name, what, ret);
 }
 
-/* Sends a reply built step by step (r: the result of building it) and drops it. */
+/* Sends a reply built step by step (r: the result of building it). */
 static int send_reply(sd_bus_message *reply, int r) {
-        if (r >= 0)
-                r = sd_bus_send(NULL, reply, NULL);
-        sd_bus_message_unref(reply);
-        return r;
+        return r < 0 ? r : sd_bus_send(NULL, reply, NULL);
 }
 
 /* ---- Manager properties ---- */
@@ -211,7 +208,7 @@ int bus_announce_job(sd_bus_message *msg, struct job *j) {
 static int method_list_images(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
         (void)ret;
         struct manager *m = ud;
-        sd_bus_message *reply = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         int r = sd_bus_message_new_method_return(msg, &reply);
         if (r >= 0)
                 r = sd_bus_message_open_container(reply, 'a', "(sttts)");
@@ -235,7 +232,7 @@ static int method_inspect_image(sd_bus_message *msg, void *ud, sd_bus_error *ret
         if (!img->table)
                 return bus_fail(ret, HV_E_BAD_TABLE,
                                          "image %s could not be inspected (see the daemon log)", name);
-        sd_bus_message *reply = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         r = sd_bus_message_new_method_return(msg, &reply);
         if (r >= 0)
                 r = sd_bus_message_append(reply, "st", "mbr", img->size);
@@ -274,7 +271,7 @@ static int method_remove_image(sd_bus_message *msg, void *ud, sd_bus_error *ret)
 static int method_list_jobs(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
         (void)ret;
         struct manager *m = ud;
-        sd_bus_message *reply = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         int r = sd_bus_message_new_method_return(msg, &reply);
         if (r >= 0)
                 r = sd_bus_message_open_container(reply, 'a', "(usssdo)");
@@ -356,7 +353,7 @@ static int method_create_machine(sd_bus_message *msg, void *ud, sd_bus_error *re
 static int method_list_machines(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
         (void)ret;
         struct manager *m = ud;
-        sd_bus_message *reply = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         int r = sd_bus_message_new_method_return(msg, &reply);
         struct machine *a = NULL;
         int n = r >= 0 ? machines_snapshot(m->machines, &a) : 0;

@@ -429,8 +429,8 @@ static int fetch_run_job(struct job_ctl *ctl, void *payload, struct hv_error *e)
         if ((r = job_ctl_canceled(ctl, e)) < 0)
                 return r;
         job_ctl_phase(ctl, "inspect");
-        _cleanup_(image_freep) struct image *img = calloc(1, sizeof(*img));
-        if (!img || !(img->table = calloc(1, sizeof(*img->table))) || !(img->source = strdup(j->source_shown)))
+        _cleanup_(image_freep) struct image *img = image_new(j->target, j->source_shown);
+        if (!img)
                 return hv_fail(e, HV_E_ERRNO, ENOMEM, "out of memory");
         if ((r = inspect_fd(p->fd, p->sw.off, img->table, e)) < 0)
                 return r;
@@ -438,7 +438,6 @@ static int fetch_run_job(struct job_ctl *ctl, void *payload, struct hv_error *e)
                  (unsigned long long)p->read_bytes, (unsigned long long)p->sw.off, (double)(t1 - t0) / 1e6,
                  (double)(t2 - t1) / 1e6, (double)(hv_mono_usec() - t2) / 1e6);
         job_ctl_phase(ctl, "publish");
-        snprintf(img->name, sizeof(img->name), "%s", j->target);
         snprintf(img->sha512, sizeof(img->sha512), "%s", hex);
         img->size = p->sw.off;
         img->compressed_size = p->read_bytes;
@@ -481,12 +480,6 @@ static void fetch_job_free(void *payload) {
         free(j);
 }
 
-const struct job_kind fetch_kind = {
-        .name = "fetch",
-        .run = fetch_run_job,
-        .finished = fetch_finished,
-        .free = fetch_job_free,
-};
 
 struct fetch_job *fetch_job_new(const char *target, const char *source, const struct fetch_params *fp, int *fd, bool source_public,
                                 struct hv_conf_snap *conf, gid_t group, struct store *store) {
@@ -512,3 +505,10 @@ struct fetch_job *fetch_job_new(const char *target, const char *source, const st
         j->store = store;
         return j;
 }
+
+const struct job_kind fetch_kind = {
+        .name = "fetch",
+        .run = fetch_run_job,
+        .finished = fetch_finished,
+        .free = fetch_job_free,
+};

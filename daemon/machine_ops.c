@@ -210,24 +210,22 @@ static void create_job_free(void *payload) {
         free(j);
 }
 
-const struct job_kind create_kind = {
-        .name = "create",
-        .run = create_run,
-        .free = create_job_free,
-};
 
 struct create_job *create_job_new(const char *target, const struct create_params *p, struct hv_conf_snap *conf, struct virt *virt,
                                   struct machines *machines) {
         struct create_job *j = calloc(1, sizeof(*j));
         if (!j)
                 return NULL;
+        *j = (struct create_job){ .p = *p, .conf = hv_conf_snap_ref(conf), .virt = virt, .machines = machines };
         snprintf(j->target, sizeof(j->target), "%s", target);
-        j->p = *p;
-        j->conf = hv_conf_snap_ref(conf);
-        j->virt = virt;
-        j->machines = machines;
         return j;
 }
+
+const struct job_kind create_kind = {
+        .name = "create",
+        .run = create_run,
+        .free = create_job_free,
+};
 
 /* ---- DestroyMachine ---- */
 

@@ -15,6 +15,16 @@
 #include "log.h"
 #include "uri.h"
 
+struct image *image_new(const char *name, const char *source) {
+        struct image *img = calloc(1, sizeof(*img));
+        if (!img || !(img->table = calloc(1, sizeof(*img->table))) || !(img->source = strdup(source))) {
+                image_free(img);
+                return NULL;
+        }
+        snprintf(img->name, sizeof(img->name), "%s", name);
+        return img;
+}
+
 void image_free(struct image *img) {
         if (!img)
                 return;

@@ -22,6 +22,8 @@ struct store {
         struct image *images;
 };
 
+/* An image record with an empty partition table; NULL: out of memory. */
+struct image *image_new(const char *name, const char *source);
 void image_free(struct image *img);
 /* Metadata text <-> struct: pure, tested directly. */
 char *image_meta_format(const struct image *img);
