@@ -164,6 +164,7 @@ static void reload_done(void *data) {
         }
         free(q->path);
         free(q);
+        manager_thread_done(m);
         m->reloading = false;
         (void)sd_notifyf(0, "READY=1\nSTATUS=Serving %s", HV_BUS_NAME);
         jobs_set_limits(m->jobs, &(struct job_limits){ m->conf.max_concurrent, hv_conf_running_per_user(&m->conf) });
@@ -206,6 +207,7 @@ static void start_reload(struct manager *m) {
                 return;
         }
         pthread_detach(t);
+        manager_thread_started(m);
         m->reloading = true;
 }
 
