@@ -57,8 +57,8 @@ int bus_check_access(struct manager *m, sd_bus_message *msg, const char *what, u
         sd_bus_creds_unref(c);
         if (!ok)
                 return bus_fail(ret, HV_E_ACCESS,
-                                         "%s is allowed only to root and members of the group hvwg (caller uid %ld)", what,
-                                         (long)(int)uid);
+                                "%s is allowed only to root and members of the group hvwg (caller uid %ld)", what,
+                                (long)(int)uid);
         if (ret_uid)
                 *ret_uid = uid;
         return 1;
@@ -73,8 +73,8 @@ int bus_check_string(const char *s, const char *what, sd_bus_error *ret) {
 int bus_check_name(const char *name, const char *what, sd_bus_error *ret) {
         if (!hv_name_valid(name))
                 return bus_fail(ret, HV_E_INVALID_ARGS,
-                                         "invalid %s name \"%.80s\": use 1-64 characters A-Z a-z 0-9 . _ -, starting with a letter or digit",
-                                         what, name);
+                                "invalid %s name \"%.80s\": use 1-64 characters A-Z a-z 0-9 . _ -, starting with a letter or digit",
+                                what, name);
         return 0;
 }
 
@@ -180,11 +180,11 @@ int bus_check_quota(struct manager *m, uid_t uid, sd_bus_error *ret) {
                 mine += c->uid == uid;
         if (all >= m->conf.max_queued_jobs)
                 return bus_fail(ret, HV_E_LIMITS,
-                                         "the job queue is full: %u jobs (MaxQueuedJobs=%u); try again when some have ended", all,
-                                         m->conf.max_queued_jobs);
+                                "the job queue is full: %u jobs (MaxQueuedJobs=%u); try again when some have ended", all,
+                                m->conf.max_queued_jobs);
         if (uid != 0 && mine >= m->conf.jobs_per_user)
                 return bus_fail(ret, HV_E_LIMITS, "uid %u already has %u jobs (JobsPerUser=%u)", (unsigned)uid,
-                                         mine, m->conf.jobs_per_user);
+                                mine, m->conf.jobs_per_user);
         return 0;
 }
 
@@ -231,7 +231,7 @@ static int method_inspect_image(sd_bus_message *msg, void *ud, sd_bus_error *ret
                 return bus_fail(ret, HV_E_NO_SUCH_IMAGE, "no image named %s", name);
         if (!img->table)
                 return bus_fail(ret, HV_E_BAD_TABLE,
-                                         "image %s could not be inspected (see the daemon log)", name);
+                                "image %s could not be inspected (see the daemon log)", name);
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         r = sd_bus_message_new_method_return(msg, &reply);
         if (r >= 0)
@@ -407,7 +407,7 @@ static int method_destroy_machine(sd_bus_message *msg, void *ud, sd_bus_error *r
         struct job *j = jobs_find_target(m->jobs, &create_kind, name);
         if (j)
                 return bus_fail(ret, HV_E_FAILED, "machine %s is being created by job %u: cancel that job instead", name,
-                                         j->id);
+                                j->id);
         r = machines_begin_destroy(m->machines, name);
         if (r == -ENOENT)
                 return bus_fail(ret, HV_E_NO_SUCH_MACHINE, "no machine named %s", name);

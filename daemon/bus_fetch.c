@@ -130,7 +130,7 @@ int bus_method_fetch_image(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
                         char shown[HV_URI_MAX + 8];
                         uri_redact(source, shown, sizeof(shown));
                         return bus_fail(ret, HV_E_INVALID_ARGS,
-                                                 "cannot derive a valid image name from \"%.200s\": pass a name", shown);
+                                        "cannot derive a valid image name from \"%.200s\": pass a name", shown);
                 }
         }
         if ((r = bus_check_name(name, "image", ret)) < 0)
