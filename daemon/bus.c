@@ -1,6 +1,6 @@
 /* bus.c: the Manager object of the D-Bus surface (shared/API.md): properties, methods,
  * argument and access checks. Handlers parse, check, hand work to a job (or a thread) and
- * reply; they never do the work. Internal errors become D-Bus names in util.c's one table. */
+ * reply; they never do the work. Internal errors become D-Bus names in errors.c, the one mapping. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdarg.h>

@@ -114,17 +114,24 @@ bool job_ctl_user_canceled(struct job_ctl *c) {
         return atomic_load(&c->user_canceled);
 }
 
+/* The job's end (once: a later call finds it finished and leaves the first result), told to
+ * the loop at once. */
+static void mark_finished(struct job_ctl *c, int result, const struct hv_error *e) {
+        pthread_mutex_lock(&c->mtx);
+        if (!c->finished) {
+                c->result = result;
+                c->err = *e;
+                c->finished = true;
+        }
+        poke_locked(c, true);
+        pthread_mutex_unlock(&c->mtx);
+}
+
 static void *worker_main(void *arg) {
         struct job *j = arg;
         struct hv_error e = { 0 };
         int r = j->kind->run(j->ctl, j->payload, &e);
-        struct job_ctl *c = j->ctl;
-        pthread_mutex_lock(&c->mtx);
-        c->result = r;
-        c->err = e;
-        c->finished = true;
-        poke_locked(c, true);
-        pthread_mutex_unlock(&c->mtx);
+        mark_finished(j->ctl, r, &e);
         return NULL;
 }
 
@@ -240,14 +247,10 @@ void job_cancel(struct job *j) {
         atomic_store(&c->user_canceled, true);
         atomic_store(&c->abort, true);
         if (!j->started) {
-                pthread_mutex_lock(&c->mtx);
-                if (!c->finished) {
-                        c->result = hv_fail(&c->err, HV_E_CANCELED, ECANCELED, "canceled");
-                        c->finished = true;
-                }
-                pthread_mutex_unlock(&c->mtx);
-        }
-        wake(j->jobs);
+                struct hv_error e = { 0 };
+                mark_finished(c, hv_fail(&e, HV_E_CANCELED, ECANCELED, "canceled"), &e);
+        } else
+                wake(j->jobs);
 }
 
 void jobs_stop(struct jobs *js) {
@@ -347,9 +350,11 @@ static struct job *next_in_turn(struct jobs *js, const struct job_kind *kind, ui
 static void schedule(struct jobs *js) {
         if (js->stopping)
                 return;
-        for (struct job *k = js->list; k; k = k->next) {
-                const struct job_kind *kind = k->kind;
-                uid_t *turn = last_served(js, kind);
+        for (struct job *k = js->list; k; k = k->next)
+                (void)last_served(js, k->kind); /* every kind in the list has its entry */
+        for (unsigned i = 0; i < MAX_KINDS && js->last_served[i].kind; i++) {
+                const struct job_kind *kind = js->last_served[i].kind;
+                uid_t *turn = &js->last_served[i].uid;
                 while (running_of(js, kind, 0, true) < js->limits.max_concurrent) {
                         struct job *j = next_in_turn(js, kind, *turn);
                         if (!j)
@@ -359,11 +364,8 @@ static void schedule(struct jobs *js) {
                         if (pthread_create(&j->thread, NULL, worker_main, j) != 0) {
                                 log_error("cannot start a worker thread for job %u: %m", j->id);
                                 j->started = false;
-                                pthread_mutex_lock(&j->ctl->mtx);
-                                j->ctl->result = hv_fail(&j->ctl->err, HV_E_ERRNO, EAGAIN, "cannot start a worker thread");
-                                j->ctl->finished = true;
-                                pthread_mutex_unlock(&j->ctl->mtx);
-                                wake(js);
+                                struct hv_error e = { 0 };
+                                mark_finished(j->ctl, hv_fail(&e, HV_E_ERRNO, EAGAIN, "cannot start a worker thread"), &e);
                         }
                 }
         }

@@ -31,6 +31,14 @@ static bool has_odirect(const char *dir) {
         return false;
 }
 
+/* Undefines a domain with everything libvirt keeps beside it (managed save, snapshot and
+ * checkpoint metadata, NVRAM); drivers that know no flags get the plain call. 0 or -1. */
+static int undefine(virDomainPtr dom) {
+        unsigned flags = VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA | VIR_DOMAIN_UNDEFINE_NVRAM |
+                         VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA;
+        return virDomainUndefineFlags(dom, flags) < 0 && virDomainUndefine(dom) < 0 ? -1 : 0;
+}
+
 /* One creation's state; creation_end() rolls back everything it made unless it is done. */
 struct creation {
         struct create_job *j;
@@ -52,9 +60,7 @@ static void creation_end(struct creation *k) {
         if (!k->done && k->dom) {
                 if (k->started || virDomainIsActive(k->dom) == 1)
                         virDomainDestroy(k->dom);
-                if (virDomainUndefineFlags(k->dom, VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
-                                                           VIR_DOMAIN_UNDEFINE_NVRAM) < 0)
-                        virDomainUndefine(k->dom);
+                (void)undefine(k->dom);
         }
         if (k->dom)
                 virDomainFree(k->dom);
@@ -272,9 +278,7 @@ static int destroy_now(struct destroy_req *d) {
                 snprintf(scratch_path, sizeof(scratch_path), "%s", meta.scratch_path);
                 if (virDomainIsActive(dom) == 1 && virDomainDestroy(dom) < 0)
                         return virt_fail(&d->err, "stopping", d->name);
-                if (virDomainUndefineFlags(dom, VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
-                                                        VIR_DOMAIN_UNDEFINE_NVRAM | VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA) < 0 &&
-                    virDomainUndefine(dom) < 0)
+                if (undefine(dom) < 0)
                         return virt_fail(&d->err, "undefining", d->name);
         }
         struct stat st;

@@ -10,20 +10,10 @@
 #include "manager.h"
 #include "scratch.h"
 
-#ifndef HVWG_SYSCONFDIR
-#define HVWG_SYSCONFDIR "/etc"
-#endif
-#define DEFAULT_CONFIG HVWG_SYSCONFDIR "/hvwgd/hvwgd.conf"
-
-static void conf_warn(const char *file, unsigned line, const char *msg, void *ud) {
-        (void)ud;
-        log_warning("%s:%u: %s", file, line, msg);
-}
-
 static void help(void) {
         printf("Usage: hvwgd [OPTIONS]\n\n"
                "HEPiX virtualisation working group image daemon.\n\n"
-               "  --config=PATH        configuration file (default " DEFAULT_CONFIG ", plus PATH.d/*.conf)\n"
+               "  --config=PATH        configuration file (default " HV_DEFAULT_CONFIG ", plus PATH.d/*.conf)\n"
                "  --bus-address=ADDR   connect to this D-Bus address instead of the system bus\n"
                "  --log-level=N        syslog level 0-7 (default 6, info)\n"
                "  --check-config       load the configuration, print the effective values and exit\n"
@@ -88,7 +78,7 @@ int main(int argc, char **argv) {
                         fprintf(stderr, "hvwgd: --format-scratch takes PATH [SIZE]\n");
                         return 2;
                 }
-                if (config && hv_conf_load(&conf, config, true, conf_warn, NULL, &e) < 0) {
+                if (config && hv_conf_load(&conf, config, true, manager_conf_warn, NULL, &e) < 0) {
                         log_error("configuration error: %s", e.msg);
                         return 1;
                 }
@@ -98,7 +88,7 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "hvwgd: unexpected argument %s\n", argv[optind]);
                 return 2;
         }
-        if (hv_conf_load(&conf, config ? config : DEFAULT_CONFIG, config != NULL, conf_warn, NULL, &e) < 0) {
+        if (hv_conf_load(&conf, config ? config : HV_DEFAULT_CONFIG, config != NULL, manager_conf_warn, NULL, &e) < 0) {
                 log_error("configuration error: %s", e.msg);
                 return 1;
         }

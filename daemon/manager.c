@@ -18,10 +18,6 @@
 #include "fetch.h"
 #include "log.h"
 
-#ifndef HVWG_SYSCONFDIR
-#define HVWG_SYSCONFDIR "/etc"
-#endif
-#define DEFAULT_CONFIG HVWG_SYSCONFDIR "/hvwgd/hvwgd.conf"
 #define STOP_TIMEOUT_USEC (5 * 1000000ULL)
 
 struct manager *manager_new(const struct hv_conf *conf, const char *config_path) {
@@ -41,6 +37,10 @@ struct manager *manager_new(const struct hv_conf *conf, const char *config_path)
 
 static struct job_limits limits_of(const struct hv_conf *c) {
         return (struct job_limits){ .max_concurrent = c->max_concurrent, .running_per_user = hv_conf_running_per_user(c) };
+}
+
+static void notify_ready(void) {
+        (void)sd_notifyf(0, "READY=1\nSTATUS=Serving %s", HV_BUS_NAME);
 }
 
 static void check_stop(struct manager *m) {
@@ -122,7 +122,7 @@ static int lock_store(const char *dir, const char *what) {
         return fd; /* kept open: the lock lives as long as the process */
 }
 
-static void conf_warn(const char *file, unsigned line, const char *msg, void *ud) {
+void manager_conf_warn(const char *file, unsigned line, const char *msg, void *ud) {
         (void)ud;
         log_warning("%s:%u: %s", file, line, msg);
 }
@@ -166,8 +166,9 @@ static void reload_done(void *data) {
         free(q);
         manager_thread_done(m);
         m->reloading = false;
-        (void)sd_notifyf(0, "READY=1\nSTATUS=Serving %s", HV_BUS_NAME);
-        jobs_set_limits(m->jobs, &(struct job_limits){ m->conf.max_concurrent, hv_conf_running_per_user(&m->conf) });
+        notify_ready();
+        struct job_limits limits = limits_of(&m->conf);
+        jobs_set_limits(m->jobs, &limits); /* more slots may have opened */
         if (m->reload_again) {
                 m->reload_again = false;
                 start_reload(m);
@@ -177,7 +178,7 @@ static void reload_done(void *data) {
 static void *reload_thread(void *arg) {
         struct reload_req *q = arg;
         hv_conf_defaults(&q->next);
-        q->r = hv_conf_load(&q->next, q->path, q->required, conf_warn, NULL, &q->err);
+        q->r = hv_conf_load(&q->next, q->path, q->required, manager_conf_warn, NULL, &q->err);
         if (loop_post(q->m->loop, reload_done, q) < 0)
                 log_error("reload: lost (out of memory)");
         return NULL;
@@ -189,7 +190,7 @@ static void start_reload(struct manager *m) {
                 return;
         }
         struct reload_req *q = calloc(1, sizeof(*q));
-        if (!q || !(q->path = strdup(m->config_path ? m->config_path : DEFAULT_CONFIG))) {
+        if (!q || !(q->path = strdup(m->config_path ? m->config_path : HV_DEFAULT_CONFIG))) {
                 free(q);
                 log_error("reload: out of memory");
                 return;
@@ -203,7 +204,7 @@ static void start_reload(struct manager *m) {
                 log_error("reload: cannot start a thread: %m");
                 free(q->path);
                 free(q);
-                (void)sd_notifyf(0, "READY=1\nSTATUS=Serving %s", HV_BUS_NAME);
+                notify_ready();
                 return;
         }
         pthread_detach(t);
@@ -296,7 +297,8 @@ int manager_run(struct manager *m, const char *bus_address) {
                 log_error("cannot set up the event loop: %s", strerror(-r));
                 return r;
         }
-        jobs_set_limits(m->jobs, &(struct job_limits){ limits_of(&m->conf).max_concurrent, limits_of(&m->conf).running_per_user });
+        struct job_limits limits = limits_of(&m->conf);
+        jobs_set_limits(m->jobs, &limits);
         if ((r = connect_bus(m, bus_address)) < 0)
                 return r;
         /* the bus hears of jobs first (JobRemoved), then the stop check */
@@ -320,7 +322,7 @@ int manager_run(struct manager *m, const char *bus_address) {
                 return r;
         }
         log_info("hvwgd %s ready: images in %s, machines in %s", HVWGD_VERSION, m->conf.image_root, m->conf.machine_root);
-        (void)sd_notifyf(0, "READY=1\nSTATUS=Serving %s", HV_BUS_NAME);
+        notify_ready();
         r = sd_event_loop(m->event);
         if (r < 0) {
                 log_error("event loop failure: %s", strerror(-r));

@@ -15,6 +15,11 @@
 #include "virt.h"
 
 #define HV_HYPERVISOR_MAX 16
+#ifndef HVWG_SYSCONFDIR
+#define HVWG_SYSCONFDIR "/etc"
+#endif
+/* The configuration file without --config (plus the drop-ins of its .d directory). */
+#define HV_DEFAULT_CONFIG HVWG_SYSCONFDIR "/hvwgd/hvwgd.conf"
 
 struct manager {
         sd_event *event;
@@ -44,6 +49,8 @@ int manager_run(struct manager *m, const char *bus_address);
 void manager_free(struct manager *m);
 /* Begins an orderly stop: cancels jobs, exits once they have ended (5 s at most). */
 void manager_stop(struct manager *m);
+/* The configuration loader's warnings, to the log (start-up, --format-scratch, reload). */
+void manager_conf_warn(const char *file, unsigned line, const char *msg, void *ud);
 /* A thread whose result the loop still waits for starts / has delivered it. */
 void manager_thread_started(struct manager *m);
 void manager_thread_done(struct manager *m);

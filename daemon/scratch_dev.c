@@ -224,10 +224,11 @@ void scratch_release_device(const char *path) {
 }
 
 /* The scratch formatter on its own, for benchmarks and debugging: the same code CreateMachine uses. */
-int scratch_format_cli(const struct hv_conf *cf, const char *path, const char *size_s, const char *fs, const char *alloc) {
-        const struct hv_conf c = *cf;
+int scratch_format_cli(const struct hv_conf *c, const char *path, const char *size_s, const char *fs, const char *alloc) {
         struct hv_error e = { 0 };
         uint64_t size = 0;
+        struct scratch_opts o = { .fs = fs ? fs : c->scratch_filesystem, .bytes_per_inode = c->scratch_bytes_per_inode };
+        char uuid[HV_UUID_STR];
         struct stat st;
         if (stat(path, &st) == 0 && S_ISBLK(st.st_mode)) {
                 /* a device: only a blank one (no UUIDs are on record here) */
@@ -242,8 +243,6 @@ int scratch_format_cli(const struct hv_conf *cf, const char *path, const char *s
                 }
                 if (!size_s || size == 0 || size > dev_size)
                         size = dev_size;
-                struct scratch_opts o = { .fs = fs ? fs : c.scratch_filesystem, .bytes_per_inode = c.scratch_bytes_per_inode };
-                char uuid[HV_UUID_STR];
                 if (scratch_format(path, size, &o, false, uuid, &e) < 0) {
                         fprintf(stderr, "hvwgd: %s\n", e.msg);
                         return 1;
@@ -259,18 +258,16 @@ int scratch_format_cli(const struct hv_conf *cf, const char *path, const char *s
                 fprintf(stderr, "hvwgd: invalid size %s (e.g. 200G)\n", size_s);
                 return 2;
         }
-        if (size > c.max_scratch_size) {
+        if (size > c->max_scratch_size) {
                 fprintf(stderr, "hvwgd: %s is larger than MaxScratchSize\n", size_s);
                 return 1;
         }
-        struct scratch_opts o = { .fs = fs ? fs : c.scratch_filesystem, .bytes_per_inode = c.scratch_bytes_per_inode };
         if (strcmp(alloc, "fallocate") == 0)
                 o.alloc = SCRATCH_FALLOCATE;
         else if (strcmp(alloc, "sparse") != 0) {
                 fprintf(stderr, "hvwgd: --scratch-alloc must be sparse or fallocate\n");
                 return 2;
         }
-        char uuid[HV_UUID_STR];
         uint64_t t0 = hv_mono_usec();
         if (scratch_create(path, size, &o, uuid, &e) < 0) {
                 fprintf(stderr, "hvwgd: %s\n", e.msg);
