@@ -29,6 +29,13 @@ def call_fetch(env, uri, name, user=None, opts=()):
     return env.busctl(*args, user=user, check=False, timeout=30)
 
 
+def timed_fetch(env, uri, name):
+    """A fetch that is expected to fail: (exit code, error name, message, seconds taken)."""
+    t = time.monotonic()
+    rc, res, err = env.fetch(uri, name)
+    return rc, (res or {}).get("error_name", ""), (res or {}).get("error_message", err), time.monotonic() - t
+
+
 def job_phase(env, jid):
     for j in env.call("ListJobs")[0]:
         if j[0] == jid:
@@ -120,17 +127,12 @@ def bound_tests():
         good_image(env)
         srv = h.HttpServer(env.src)
         try:
-            t = time.monotonic()
-            rc, res, err = env.fetch(srv.url + "/endless", "endless")
-            msg = (res or {}).get("error_message", err)
-            h.check(rc == 1 and res["error_name"] == E + "ImageTooLarge" and "MaxDownloadSize" in msg,
+            rc, name, msg, took = timed_fetch(env, srv.url + "/endless", "endless")
+            h.check(rc == 1 and name == E + "ImageTooLarge" and "MaxDownloadSize" in msg,
                     f"an endless stream of empty gzip members stops at MaxDownloadSize: {msg}")
-            h.check(srv.sent < 40 << 20, f"  after {srv.sent >> 20} MiB sent, {time.monotonic() - t:.1f} s")
-            t = time.monotonic()
-            rc, res, err = env.fetch(srv.url + "/slow/web.img.gz?bps=40", "trickle")
-            msg = (res or {}).get("error_message", err)
-            took = time.monotonic() - t
-            h.check(rc == 1 and res["error_name"] == E + "FetchFailed" and "too slow" in msg and took < 20,
+            h.check(srv.sent < 40 << 20, f"  after {srv.sent >> 20} MiB sent, {took:.1f} s")
+            rc, name, msg, took = timed_fetch(env, srv.url + "/slow/web.img.gz?bps=40", "trickle")
+            h.check(rc == 1 and name == E + "FetchFailed" and "too slow" in msg and took < 20,
                     f"a 40 byte/s trickle fails under LowSpeedLimit in {took:.1f} s: {msg}")
         finally:
             srv.close()
@@ -138,10 +140,7 @@ def bound_tests():
         good_image(env)
         srv = h.HttpServer(env.src)
         try:
-            t = time.monotonic()
-            rc, res, err = env.fetch(srv.url + "/slow/web.img.gz?bps=50000", "late")
-            msg = (res or {}).get("error_message", err)
-            took = time.monotonic() - t
+            rc, name, msg, took = timed_fetch(env, srv.url + "/slow/web.img.gz?bps=50000", "late")
             h.check(rc == 1 and "MaxDownloadTimeSec" in msg and took < 6, f"an overall deadline ({took:.1f} s): {msg}")
         finally:
             srv.close()
