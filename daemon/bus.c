@@ -34,10 +34,11 @@ int bus_reply_error(sd_bus_error *ret, const struct hv_error *e) {
 
 /* Mutating calls: root, or a member of the group hvwg. The bus policy says the same; this is
  * the second lock, from the caller's credentials. */
+#define CALLER_CREDS (SD_BUS_CREDS_EUID | SD_BUS_CREDS_PID | SD_BUS_CREDS_EGID | SD_BUS_CREDS_SUPPLEMENTARY_GIDS | SD_BUS_CREDS_AUGMENT)
+
 int bus_check_access(struct manager *m, sd_bus_message *msg, const char *what, uid_t *ret_uid, sd_bus_error *ret) {
-        sd_bus_creds *c = NULL;
-        int r = sd_bus_query_sender_creds(msg, SD_BUS_CREDS_EUID | SD_BUS_CREDS_EGID | SD_BUS_CREDS_SUPPLEMENTARY_GIDS |
-                                                       SD_BUS_CREDS_AUGMENT, &c);
+        sd_bus_creds *c = m->call.creds ? sd_bus_creds_ref(m->call.creds) : NULL;
+        int r = c ? 0 : sd_bus_query_sender_creds(msg, CALLER_CREDS, &c);
         if (r < 0)
                 return bus_fail(ret, HV_E_ACCESS, "%s: cannot determine the caller's credentials", what);
         uid_t uid = (uid_t)-1;
@@ -193,15 +194,19 @@ int bus_image_busy(struct manager *m, const char *name, sd_bus_error *ret) {
         for (struct job *j = jobs_first(m->jobs); j; j = j->next)
                 if (j->kind == &create_kind && strcmp(j->source, name) == 0)
                         return bus_fail(ret, HV_E_IMAGE_BUSY, "image %s is being copied by job %u", name, j->id);
-        if (machines_image_in_use(m->machines, name))
-                return bus_fail(ret, HV_E_IMAGE_BUSY, "image %s is used by a machine", name);
+        char users[512];
+        unsigned n = machines_using_image(m->machines, name, users, sizeof(users));
+        if (n)
+                return bus_fail(ret, HV_E_IMAGE_BUSY, "image %s is used by %u machine%s: %s (destroy %s first)", name, n, n == 1 ? "" : "s",
+                                users, n == 1 ? "it" : "them");
         return 0;
 }
 
 /* Announces a job just made (JobNew, ActiveJobs: bus_job.c hears of it), queues it and
  * replies (id, path). */
-int bus_announce_job(sd_bus_message *msg, struct job *j) {
+int bus_announce_job(struct manager *m, sd_bus_message *msg, struct job *j) {
         job_submit(j);
+        snprintf(m->call.note, sizeof(m->call.note), "job %u", j->id);
         return sd_bus_reply_method_return(msg, "uo", j->id, j->path);
 }
 
@@ -247,6 +252,51 @@ static int method_inspect_image(sd_bus_message *msg, void *ud, sd_bus_error *ret
         return send_reply(reply, r);
 }
 
+static int method_get_image(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
+        struct manager *m = ud;
+        const char *name;
+        int r = read_name(msg, "image", &name, ret);
+        if (r < 0)
+                return r;
+        struct image *img = store_find(&m->store, name);
+        if (!img)
+                return bus_fail(ret, HV_E_NO_SUCH_IMAGE, "no image named %s", name);
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "{sv}");
+#define ENTRY(key, type, value) \
+        if (r >= 0)             \
+        r = sd_bus_message_append(reply, "{sv}", key, type, value)
+        ENTRY("name", "s", img->name);
+        ENTRY("size", "t", img->size);
+        ENTRY("allocated", "t", img->allocated);
+        ENTRY("created_usec", "t", img->created_usec);
+        ENTRY("source", "s", img->source ? img->source : "");
+        ENTRY("sha512", "s", img->sha512);
+        ENTRY("download_size", "t", img->compressed_size);
+        ENTRY("table", "s", img->table ? "mbr" : "");
+#undef ENTRY
+        _cleanup_free_ struct machine *a = NULL;
+        int n = r >= 0 ? machines_snapshot(m->machines, &a) : 0;
+        if (n < 0)
+                r = n;
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'e', "sv");
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "s", "machines");
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'v', "as");
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "s");
+        for (int i = 0; i < n && r >= 0; i++)
+                if (strcmp(a[i].image, name) == 0)
+                        r = sd_bus_message_append(reply, "s", a[i].name);
+        for (int i = 0; i < 4 && r >= 0; i++)
+                r = sd_bus_message_close_container(reply);
+        return send_reply(reply, r);
+}
+
 static int method_remove_image(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
         struct manager *m = ud;
         int r = bus_check_access(m, msg, "RemoveImage", NULL, ret);
@@ -287,7 +337,8 @@ static int method_list_jobs(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
 
 static int method_cancel_job(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
         struct manager *m = ud;
-        int r = bus_check_access(m, msg, "CancelJob", NULL, ret);
+        uid_t uid;
+        int r = bus_check_access(m, msg, "CancelJob", &uid, ret);
         if (r < 0)
                 return r;
         uint32_t id;
@@ -297,141 +348,88 @@ static int method_cancel_job(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
         struct job *j = jobs_find(m->jobs, id);
         if (!j)
                 return bus_fail(ret, HV_E_NO_SUCH_JOB, "no job with id %u", id);
-        log_info("job %u: cancel requested", id);
+        return bus_cancel_job(m, msg, j, uid, ret);
+}
+
+int bus_cancel_job(struct manager *m, sd_bus_message *msg, struct job *j, uid_t uid, sd_bus_error *ret) {
+        (void)m;
+        if (uid != 0 && uid != j->owner)
+                return bus_fail(ret, HV_E_ACCESS, "job %u (%s %s) belongs to uid %u; only that user and root may cancel it (caller uid %u)",
+                                j->id, j->kind->name, j->target, (unsigned)j->owner, (unsigned)uid);
+        log_info("job %u: cancel requested (uid %u)", j->id, (unsigned)uid);
         job_cancel(j);
         return sd_bus_reply_method_return(msg, "");
 }
 
-static int method_create_machine(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
-        struct manager *m = ud;
-        uid_t uid;
-        const char *image, *name;
-        uint32_t cores;
-        struct opt_value opts[OPTS_MAX];
-        size_t n_opts;
-        int r;
-        if ((r = bus_check_access(m, msg, "CreateMachine", &uid, ret)) < 0 ||
-            (r = sd_bus_message_read(msg, "ssu", &image, &name, &cores)) < 0 || (r = bus_check_name(image, "image", ret)) < 0 ||
-            (r = bus_check_name(name, "machine", ret)) < 0 || (r = bus_read_options(msg, opts, &n_opts, ret)) < 0)
-                return r;
-        const struct create_defaults defaults = {
-                .hypervisor = m->hypervisor,
-                .scratch_fs = m->conf.scratch_filesystem,
-                .network = m->conf.network,
-                .online_cpus = sysconf(_SC_NPROCESSORS_ONLN),
-                .cpu_overcommit = m->conf.cpu_overcommit,
-                .memory_per_core_mib = m->conf.memory_per_core_mib,
-                .scratch_per_core_gib = m->conf.scratch_per_core_gib,
-                .max_scratch_size = m->conf.max_scratch_size,
-        };
-        struct create_params cp;
-        struct hv_error e = { 0 };
-        if ((r = opts_create(opts, n_opts, cores, &defaults, &cp, &e)) < 0)
-                return bus_reply_error(ret, &e);
-        if (m->stopping)
-                return bus_fail(ret, HV_E_FAILED, "hvwgd is shutting down");
-        if (!store_find(&m->store, image))
-                return bus_fail(ret, HV_E_NO_SUCH_IMAGE, "no image named %s", image);
-        struct job *other = jobs_find_target(m->jobs, &fetch_kind, image);
-        if (other)
-                return bus_fail(ret, HV_E_IMAGE_BUSY, "image %s is being replaced by job %u", image, other->id);
-        if (machines_exists(m->machines, name) || jobs_find_target(m->jobs, &create_kind, name))
-                return bus_fail(ret, HV_E_MACHINE_EXISTS, "machine %s already exists", name);
-        if ((r = bus_check_quota(m, uid, ret)) < 0)
-                return r;
-        snprintf(cp.image, sizeof(cp.image), "%s", image);
-        snprintf(cp.image_path, sizeof(cp.image_path), "%s/%s.raw", m->conf.image_root, image);
-        struct create_job *cj = create_job_new(name, &cp, m->snap, m->virt, m->machines);
-        struct job *j = cj ? job_new(m->jobs, &create_kind, name, image, uid, cj) : NULL;
-        if (!j)
-                return -ENOMEM;
-        log_info("job %u: create machine %s from %s: %u cores, %llu MiB, scratch %llu GiB, %s (uid %u)", j->id, name, image, cores,
-                 (unsigned long long)cp.memory_mib, (unsigned long long)(cp.scratch_bytes >> 30), dom_hv_name(cp.hv), (unsigned)uid);
-        return bus_announce_job(msg, j);
+/* ---- the audit trail: every state-changing call logged once, with its outcome ---- */
+
+typedef int (*handler_fn)(sd_bus_message *msg, void *ud, sd_bus_error *ret);
+
+int bus_audited(struct manager *m, sd_bus_message *msg, void *ud, sd_bus_error *ret, handler_fn fn) {
+        struct audit_rec rec;
+        sd_bus_creds *c = NULL;
+        (void)sd_bus_query_sender_creds(msg, CALLER_CREDS, &c); /* none: bus_check_access refuses */
+        audit_begin(&rec, msg, c);
+        m->call = (struct bus_call){ .creds = c, .rec = &rec };
+        int r = fn(msg, ud, ret);
+        if (!m->call.deferred) {
+                if (r < 0)
+                        audit_end(&rec, sd_bus_error_is_set(ret) ? ret->name : "errno",
+                                  sd_bus_error_is_set(ret) ? ret->message : strerror(-r));
+                else
+                        audit_end(&rec, NULL, m->call.note[0] ? m->call.note : "ok");
+        }
+        m->call = (struct bus_call){ 0 };
+        sd_bus_creds_unref(c);
+        return r;
 }
 
-static int method_list_machines(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
-        (void)ret;
-        struct manager *m = ud;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        int r = sd_bus_message_new_method_return(msg, &reply);
-        struct machine *a = NULL;
-        int n = r >= 0 ? machines_snapshot(m->machines, &a) : 0;
-        if (n < 0)
-                r = n;
-        if (r >= 0)
-                r = sd_bus_message_open_container(reply, 'a', "(ssuttss)");
-        for (int i = 0; i < n && r >= 0; i++)
-                r = sd_bus_message_append(reply, "(ssuttss)", a[i].name, a[i].uuid, a[i].cores, a[i].memory_mib, a[i].scratch_bytes,
-                                          a[i].image, a[i].state);
-        free(a);
-        if (r >= 0)
-                r = sd_bus_message_close_container(reply);
-        return send_reply(reply, r);
-}
-
-/* A DestroyMachine call waiting for its thread. */
-struct destroy_call {
-        struct manager *m;
-        sd_bus_message *msg;
-};
-
-static void destroy_replied(void *ud, const char *name, int r, const struct hv_error *e) {
-        (void)name;
-        struct destroy_call *d = ud;
-        manager_thread_done(d->m);
-        if (r < 0)
-                sd_bus_reply_method_errorf(d->msg, hv_error_name(e), "%s", e->msg);
+struct audit_rec *bus_audit_defer(struct manager *m) {
+        if (!m->call.rec)
+                return NULL;
+        struct audit_rec *copy = malloc(sizeof(*copy));
+        if (copy)
+                *copy = *m->call.rec;
         else
-                sd_bus_reply_method_return(d->msg, "");
-        sd_bus_message_unref(d->msg);
-        free(d);
+                audit_end(m->call.rec, NULL, "accepted (its outcome is not logged: out of memory)");
+        m->call.deferred = true;
+        return copy;
 }
 
-static int method_destroy_machine(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
+#define AUDITED(fn)                                                                  \
+        static int fn##_audited(sd_bus_message *msg, void *ud, sd_bus_error *ret) {  \
+                return bus_audited(ud, msg, ud, ret, fn);                            \
+        }
+AUDITED(bus_method_fetch_image)
+AUDITED(method_remove_image)
+AUDITED(bus_method_create_machine)
+AUDITED(bus_method_destroy_machine)
+AUDITED(bus_method_start_machine)
+AUDITED(bus_method_stop_machine)
+AUDITED(bus_method_reboot_machine)
+AUDITED(bus_method_open_console)
+AUDITED(method_cancel_job)
+
+static int prop_capacity(sd_bus *bus, const char *path, const char *iface, const char *prop, sd_bus_message *reply, void *ud,
+                         sd_bus_error *err) {
+        (void)bus; (void)path; (void)iface; (void)err;
         struct manager *m = ud;
-        int r = bus_check_access(m, msg, "DestroyMachine", NULL, ret);
-        if (r < 0)
-                return r;
-        const char *name;
-        if ((r = read_name(msg, "machine", &name, ret)) < 0)
-                return r;
-        struct opt_value opts[OPTS_MAX];
-        size_t n_opts;
-        if ((r = bus_read_options(msg, opts, &n_opts, ret)) < 0)
-                return r;
-        bool keep;
-        struct hv_error e = { 0 };
-        if ((r = opts_destroy(opts, n_opts, &keep, &e)) < 0)
-                return bus_reply_error(ret, &e);
-        struct job *j = jobs_find_target(m->jobs, &create_kind, name);
-        if (j)
-                return bus_fail(ret, HV_E_FAILED, "machine %s is being created by job %u: cancel that job instead", name,
-                                j->id);
-        r = machines_begin_destroy(m->machines, name);
-        if (r == -ENOENT)
-                return bus_fail(ret, HV_E_NO_SUCH_MACHINE, "no machine named %s", name);
-        if (r < 0)
-                return bus_fail(ret, HV_E_FAILED, "machine %s is already being destroyed", name);
-        struct destroy_call *d = calloc(1, sizeof(*d));
-        if (!d) {
-                machines_end_destroy(m->machines, name);
-                return -ENOMEM;
-        }
-        d->m = m;
-        d->msg = sd_bus_message_ref(msg);
-        log_info("destroying machine %s%s", name, keep ? " (keeping its disks)" : "");
-        r = machine_destroy(m->loop, m->virt, m->machines, m->conf.machine_root, name, keep, destroy_replied, d);
-        if (r < 0) {
-                machines_end_destroy(m->machines, name);
-                sd_bus_message_unref(d->msg);
-                free(d);
-                return bus_fail(ret, HV_E_FAILED, "cannot start a thread to destroy %s", name);
-        }
-        manager_thread_started(m);
-        return 1; /* the reply comes from destroy_replied() */
+        struct capacity c;
+        bus_capacity(m, &c);
+        long cpus = c.online_cpus > 0 ? c.online_cpus : 1;
+        if (strcmp(prop, "CommittedCores") == 0)
+                return sd_bus_message_append(reply, "u", (uint32_t)c.committed_cores);
+        if (strcmp(prop, "CommittedMemoryMiB") == 0)
+                return sd_bus_message_append(reply, "t", c.committed_memory_mib);
+        if (strcmp(prop, "CommittedScratchBytes") == 0)
+                return sd_bus_message_append(reply, "t", bus_committed_scratch(m));
+        if (strcmp(prop, "CapacityCores") == 0)
+                return sd_bus_message_append(reply, "u", (uint32_t)((uint64_t)cpus * c.cpu_overcommit));
+        return sd_bus_message_append(reply, "t", c.ram_mib > c.reserved_memory_mib ? c.ram_mib - c.reserved_memory_mib : 0);
 }
 
+#define METHOD(name, in, in_names, out, out_names, fn) \
+        SD_BUS_METHOD_WITH_NAMES(name, in, in_names, out, out_names, fn, SD_BUS_VTABLE_UNPRIVILEGED)
 static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Version", "s", prop_conf_string, 0, SD_BUS_VTABLE_PROPERTY_CONST),
@@ -443,38 +441,40 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_PROPERTY("MemoryPerCoreMiB", "t", prop_conf_u64, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("MaxImageSize", "t", prop_conf_u64, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("ActiveJobs", "u", prop_active_jobs, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_METHOD_WITH_NAMES("FetchImage", "ssa{sv}", SD_BUS_PARAM(source) SD_BUS_PARAM(name) SD_BUS_PARAM(options),
-                                 "uo", SD_BUS_PARAM(job_id) SD_BUS_PARAM(job_path), bus_method_fetch_image, SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_NAMES("ListImages", "", , "a(sttts)", SD_BUS_PARAM(images), method_list_images, SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_NAMES("InspectImage", "s", SD_BUS_PARAM(name), "sta(uybtts)",
-                                 SD_BUS_PARAM(table) SD_BUS_PARAM(size) SD_BUS_PARAM(partitions), method_inspect_image,
-                                 SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_NAMES("RemoveImage", "s", SD_BUS_PARAM(name), "", , method_remove_image, SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_NAMES("CreateMachine", "ssua{sv}", SD_BUS_PARAM(image) SD_BUS_PARAM(name) SD_BUS_PARAM(cores) SD_BUS_PARAM(options),
-                                 "uo", SD_BUS_PARAM(job_id) SD_BUS_PARAM(job_path), method_create_machine, SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_NAMES("ListMachines", "", , "a(ssuttss)", SD_BUS_PARAM(machines), method_list_machines, SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_NAMES("DestroyMachine", "sa{sv}", SD_BUS_PARAM(name) SD_BUS_PARAM(options), "", , method_destroy_machine,
-                                 SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_NAMES("ListJobs", "", , "a(usssdo)", SD_BUS_PARAM(jobs), method_list_jobs, SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_NAMES("CancelJob", "u", SD_BUS_PARAM(id), "", , method_cancel_job, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_PROPERTY("CommittedCores", "u", prop_capacity, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("CommittedMemoryMiB", "t", prop_capacity, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("CommittedScratchBytes", "t", prop_capacity, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("CapacityCores", "u", prop_capacity, 0, 0),
+        SD_BUS_PROPERTY("CapacityMemoryMiB", "t", prop_capacity, 0, 0),
+        METHOD("FetchImage", "ssa{sv}", SD_BUS_PARAM(source) SD_BUS_PARAM(name) SD_BUS_PARAM(options), "uo",
+               SD_BUS_PARAM(job_id) SD_BUS_PARAM(job_path), bus_method_fetch_image_audited),
+        METHOD("ListImages", "", , "a(sttts)", SD_BUS_PARAM(images), method_list_images),
+        METHOD("InspectImage", "s", SD_BUS_PARAM(name), "sta(uybtts)", SD_BUS_PARAM(table) SD_BUS_PARAM(size) SD_BUS_PARAM(partitions),
+               method_inspect_image),
+        METHOD("GetImage", "s", SD_BUS_PARAM(name), "a{sv}", SD_BUS_PARAM(image), method_get_image),
+        METHOD("RemoveImage", "s", SD_BUS_PARAM(name), "", , method_remove_image_audited),
+        METHOD("CreateMachine", "ssua{sv}", SD_BUS_PARAM(image) SD_BUS_PARAM(name) SD_BUS_PARAM(cores) SD_BUS_PARAM(options), "uo",
+               SD_BUS_PARAM(job_id) SD_BUS_PARAM(job_path), bus_method_create_machine_audited),
+        METHOD("ListMachines", "", , "a(ssuttss)", SD_BUS_PARAM(machines), bus_method_list_machines),
+        METHOD("GetMachine", "s", SD_BUS_PARAM(name), "a{sv}", SD_BUS_PARAM(machine), bus_method_get_machine),
+        METHOD("StartMachine", "s", SD_BUS_PARAM(name), "", , bus_method_start_machine_audited),
+        METHOD("StopMachine", "sa{sv}", SD_BUS_PARAM(name) SD_BUS_PARAM(options), "", , bus_method_stop_machine_audited),
+        METHOD("RebootMachine", "s", SD_BUS_PARAM(name), "", , bus_method_reboot_machine_audited),
+        METHOD("OpenConsole", "s", SD_BUS_PARAM(name), "h", SD_BUS_PARAM(console), bus_method_open_console_audited),
+        METHOD("DestroyMachine", "sa{sv}", SD_BUS_PARAM(name) SD_BUS_PARAM(options), "", , bus_method_destroy_machine_audited),
+        METHOD("ListJobs", "", , "a(usssdo)", SD_BUS_PARAM(jobs), method_list_jobs),
+        METHOD("CancelJob", "u", SD_BUS_PARAM(id), "", , method_cancel_job_audited),
         SD_BUS_SIGNAL_WITH_NAMES("JobNew", "uo", SD_BUS_PARAM(id) SD_BUS_PARAM(path), 0),
         SD_BUS_SIGNAL_WITH_NAMES("JobRemoved", "uosss",
                                  SD_BUS_PARAM(id) SD_BUS_PARAM(path) SD_BUS_PARAM(result) SD_BUS_PARAM(error_name) SD_BUS_PARAM(error_message), 0),
         SD_BUS_SIGNAL_WITH_NAMES("MachineStateChanged", "ss", SD_BUS_PARAM(name) SD_BUS_PARAM(state), 0),
+        SD_BUS_SIGNAL_WITH_NAMES("MachineRemoved", "sss", SD_BUS_PARAM(name) SD_BUS_PARAM(reason) SD_BUS_PARAM(console_log), 0),
         SD_BUS_VTABLE_END
 };
 
-static void on_machine_state(void *ud, const char *name, const char *state) {
-        struct manager *m = ud;
-        int r = sd_bus_emit_signal(m->bus, HV_OBJ_PATH, HV_MANAGER_IFACE, "MachineStateChanged", "ss", name, state);
-        if (r < 0)
-                log_warning("cannot emit MachineStateChanged: %s", strerror(-r));
-}
-
 int bus_setup(struct manager *m) {
         int r = sd_bus_add_object_vtable(m->bus, NULL, HV_OBJ_PATH, HV_MANAGER_IFACE, manager_vtable, m);
-        if (r < 0 || (r = bus_job_setup(m)) < 0)
+        if (r < 0 || (r = bus_job_setup(m)) < 0 || (r = bus_machine_setup(m)) < 0)
                 return r;
-        machines_subscribe(m->machines, on_machine_state, m);
         return sd_bus_add_object_manager(m->bus, NULL, HV_OBJ_PATH);
 }

@@ -1,8 +1,10 @@
-/* bus.h: the D-Bus surface (shared/API.md). bus.c: the Manager object; bus_fetch.c: FetchImage;
- * bus_job.c: the Job objects and the job signals. Only the loop thread calls these. */
+/* bus.h: the D-Bus surface (shared/API.md). bus.c: the Manager object, images, jobs, the audit
+ * trail; bus_fetch.c: FetchImage; bus_machine.c: the machine methods and signals; bus_job.c: the
+ * Job objects and the job signals. Only the loop thread calls these. */
 #pragma once
 #include <systemd/sd-bus.h>
 
+#include "audit.h"
 #include "manager.h"
 #include "opts.h"
 
@@ -16,6 +18,7 @@ struct source_check {
         char *source;
         uid_t uid;
         struct fetch_params fp;
+        struct audit_rec *audit;
         int fd;
         bool world_readable;
         struct hv_error err;
@@ -25,6 +28,7 @@ struct source_check {
 /* Exports the objects and subscribes to the job engine and the machine registry. */
 int bus_setup(struct manager *m);
 int bus_job_setup(struct manager *m);
+int bus_machine_setup(struct manager *m);
 /* Mutating calls: root, or a member of the group hvwg (the bus policy says the same; this is
  * the second lock). 0, or a negative errno with ret set to AccessDenied. */
 int bus_check_access(struct manager *m, sd_bus_message *msg, const char *what, uid_t *ret_uid, sd_bus_error *ret);
@@ -33,6 +37,26 @@ int bus_check_access(struct manager *m, sd_bus_message *msg, const char *what, u
 struct opt_value;
 struct job;
 int bus_method_fetch_image(sd_bus_message *msg, void *ud, sd_bus_error *ret);
+int bus_method_create_machine(sd_bus_message *msg, void *ud, sd_bus_error *ret);
+int bus_method_list_machines(sd_bus_message *msg, void *ud, sd_bus_error *ret);
+int bus_method_get_machine(sd_bus_message *msg, void *ud, sd_bus_error *ret);
+int bus_method_start_machine(sd_bus_message *msg, void *ud, sd_bus_error *ret);
+int bus_method_stop_machine(sd_bus_message *msg, void *ud, sd_bus_error *ret);
+int bus_method_reboot_machine(sd_bus_message *msg, void *ud, sd_bus_error *ret);
+int bus_method_open_console(sd_bus_message *msg, void *ud, sd_bus_error *ret);
+int bus_method_destroy_machine(sd_bus_message *msg, void *ud, sd_bus_error *ret);
+/* A mutating handler fn run with the audit trail: the call is logged once, when it is
+ * answered (bus_audit_defer: later, by whoever answers it). */
+int bus_audited(struct manager *m, sd_bus_message *msg, void *ud, sd_bus_error *ret,
+                int (*fn)(sd_bus_message *msg, void *ud, sd_bus_error *ret));
+/* The running call is answered later: its audit record, to hand to audit_end() then (free it). */
+struct audit_rec *bus_audit_defer(struct manager *m);
+/* Job.Cancel and CancelJob: the job's owner or root. */
+int bus_cancel_job(struct manager *m, sd_bus_message *msg, struct job *j, uid_t uid, sd_bus_error *ret);
+/* The host's limits and what machines and creations under way have committed of them. */
+struct capacity;
+void bus_capacity(struct manager *m, struct capacity *c);
+uint64_t bus_committed_scratch(struct manager *m);
 /* ret from an error kind and a message (errors.c names it); a negative errno for the handler. */
 int bus_fail(sd_bus_error *ret, enum hv_kind kind, const char *fmt, ...) HV_PRINTF(3, 4);
 /* ret from an internal error: its D-Bus name (errors.c, the one mapping) and message. */
@@ -45,5 +69,5 @@ int bus_read_options(sd_bus_message *msg, struct opt_value *v, size_t *n, sd_bus
 int bus_check_quota(struct manager *m, uid_t uid, sd_bus_error *ret);
 /* ImageBusy while a machine or a create job uses the image. */
 int bus_image_busy(struct manager *m, const char *name, sd_bus_error *ret);
-/* Submits a job just made (JobNew) and replies (id, path). */
-int bus_announce_job(sd_bus_message *msg, struct job *j);
+/* Submits a job just made (JobNew) and replies (id, path); the audit outcome is "job ID". */
+int bus_announce_job(struct manager *m, sd_bus_message *msg, struct job *j);

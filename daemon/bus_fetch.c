@@ -15,6 +15,7 @@
 #include "opts.h"
 
 static void source_check_free(struct source_check *c) {
+        free(c->audit);
         hv_conf_snap_unref(c->conf);
         if (c->fd >= 0)
                 close(c->fd);
@@ -54,7 +55,7 @@ static int start_fetch_job(struct manager *m, sd_bus_message *msg, const char *n
         if (!j)
                 return -ENOMEM;
         log_info("job %u: fetch %s as %s (uid %u)", j->id, j->source, name, (unsigned)uid);
-        return bus_announce_job(msg, j);
+        return bus_announce_job(m, msg, j);
 }
 
 /* On the loop, when the thread has opened (or failed to open) the source. */
@@ -85,6 +86,10 @@ static void source_checked(void *data) {
                 else
                         sd_bus_reply_method_errnof(c->msg, -r, "cannot start the job: %m");
         }
+        if (c->audit)
+                audit_end(c->audit, r < 0 ? (sd_bus_error_is_set(&err) ? err.name : "errno") : NULL,
+                          r < 0 ? (sd_bus_error_is_set(&err) ? err.message : strerror(-r)) : m->call.note);
+        m->call.note[0] = 0; /* bus_announce_job's note, read here outside a handler */
         source_check_free(c);
 }
 
@@ -159,6 +164,7 @@ int bus_method_fetch_image(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
         }
         pthread_detach(t);
         manager_thread_started(m);
+        c->audit = bus_audit_defer(m);
         c->next = m->checks;
         m->checks = c;
         m->n_checks++;

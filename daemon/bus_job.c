@@ -31,16 +31,18 @@ static int job_prop(sd_bus *bus, const char *path, const char *iface, const char
         return sd_bus_message_append(reply, "t", p.total);
 }
 
-static int job_method_cancel(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
+static int job_cancel_checked(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
         struct job *j = ud;
+        struct manager *m = sd_bus_slot_get_userdata(sd_bus_get_current_slot(sd_bus_message_get_bus(msg)));
+        uid_t uid;
+        int r = bus_check_access(m, msg, "Job.Cancel", &uid, ret);
+        return r < 0 ? r : bus_cancel_job(m, msg, j, uid, ret);
+}
+
+static int job_method_cancel(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
         /* the userdata of the fallback vtable's slot is the manager */
         struct manager *m = sd_bus_slot_get_userdata(sd_bus_get_current_slot(sd_bus_message_get_bus(msg)));
-        int r = bus_check_access(m, msg, "Job.Cancel", NULL, ret);
-        if (r < 0)
-                return r;
-        log_info("job %u: cancel requested", j->id);
-        job_cancel(j);
-        return sd_bus_reply_method_return(msg, "");
+        return bus_audited(m, msg, ud, ret, job_cancel_checked);
 }
 
 /* Id, Type, Target, Source never change; the progress properties are announced as they do. */

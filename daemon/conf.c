@@ -20,6 +20,10 @@ void hv_conf_defaults(struct hv_conf *c) {
         strcpy(c->hypervisor, "auto");
         c->max_scratch_size = 64ULL << 40;
         c->cpu_overcommit = 1;
+        c->reserved_memory_mib = 1024;
+        c->keep_console_logs = 200;
+        c->keep_console_logs_days = 30;
+        c->stop_timeout_sec = 60;
         c->scratch_bytes_per_inode = 65536;
         strcpy(c->scratch_allocation, "sparse");
         c->max_concurrent = 2;
@@ -211,6 +215,25 @@ static int apply(struct hv_conf *c, enum section sec, const char *k, const char 
                 if (strcmp(k, "CpuOvercommit") == 0) {
                         *why = "expected a whole number 1-64";
                         return hv_parse_uint(v, 1, 64, &c->cpu_overcommit) ?: 1;
+                }
+                if (strcmp(k, "ReservedMemoryMiB") == 0) {
+                        unsigned u;
+                        *why = "expected a whole number of MiB (0-1048576)";
+                        r = hv_parse_uint(v, 0, 1u << 20, &u);
+                        c->reserved_memory_mib = u;
+                        return r ?: 1;
+                }
+                if (strcmp(k, "KeepConsoleLogs") == 0) {
+                        *why = "expected a whole number 0-100000 (0: console logs are not kept)";
+                        return hv_parse_uint(v, 0, 100000, &c->keep_console_logs) ?: 1;
+                }
+                if (strcmp(k, "KeepConsoleLogsDays") == 0) {
+                        *why = "expected a whole number of days 1-3650";
+                        return hv_parse_uint(v, 1, 3650, &c->keep_console_logs_days) ?: 1;
+                }
+                if (strcmp(k, "StopTimeoutSec") == 0) {
+                        *why = "expected a whole number of seconds 1-86400";
+                        return hv_parse_uint(v, 1, 86400, &c->stop_timeout_sec) ?: 1;
                 }
                 if (strcmp(k, "ScratchDevices") == 0) {
                         *why = "expected space-separated absolute device paths or globs";
@@ -410,6 +433,9 @@ void hv_conf_print(FILE *f, const struct hv_conf *c) {
                (unsigned long long)c->scratch_per_core_gib, (unsigned long long)c->memory_per_core_mib, c->scratch_filesystem,
                c->scratch_allocation, (unsigned long long)c->scratch_bytes_per_inode, (unsigned long long)c->max_scratch_size,
                c->hypervisor, c->libvirt_uri, c->network);
+        fprintf(f, "CpuOvercommit=%u\nReservedMemoryMiB=%llu\nKeepConsoleLogs=%u\nKeepConsoleLogsDays=%u\nStopTimeoutSec=%u\n",
+                c->cpu_overcommit, (unsigned long long)c->reserved_memory_mib, c->keep_console_logs, c->keep_console_logs_days,
+                c->stop_timeout_sec);
         fprintf(f, "ScratchDevices=");
         for (unsigned i = 0; i < c->n_scratch_devices; i++)
                 fprintf(f, "%s%s", i ? " " : "", c->scratch_devices[i]);

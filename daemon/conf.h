@@ -24,7 +24,11 @@ struct hv_conf {
         char scratch_allocation[16]; /* sparse | fallocate */
         char scratch_devices[HV_CONF_MAX_DIRS][512]; /* block devices or globs */
         unsigned n_scratch_devices;
-        unsigned cpu_overcommit;    /* a machine may have at most online CPUs × this cores */
+        unsigned cpu_overcommit;    /* all machines together may have at most online CPUs × this cores */
+        uint64_t reserved_memory_mib; /* RAM kept for the host: machines get at most RAM minus this */
+        unsigned keep_console_logs;      /* console logs of removed machines kept in MachineRoot/.logs */
+        unsigned keep_console_logs_days; /* … and for at most this many days */
+        unsigned stop_timeout_sec;  /* StopMachine: ACPI shutdown, then forced off after this */
         /* [Fetch] */
         unsigned max_concurrent;
         unsigned connect_timeout_sec;

@@ -122,6 +122,12 @@ int domxml_build(const struct dom_spec *s, char **ret, struct hv_error *e) {
         x.ok &= xmlTextWriterWriteElementNS(x.w, BAD_CAST "hvwg", BAD_CAST "created_usec", NULL, BAD_CAST num) >= 0;
         if (s->machine_root)
                 x.ok &= xmlTextWriterWriteElementNS(x.w, BAD_CAST "hvwg", BAD_CAST "machine_root", NULL, BAD_CAST s->machine_root) >= 0;
+        snprintf(num, sizeof(num), "%u", s->owner);
+        x.ok &= xmlTextWriterWriteElementNS(x.w, BAD_CAST "hvwg", BAD_CAST "owner", NULL, BAD_CAST num) >= 0;
+        x.ok &= xmlTextWriterWriteElementNS(x.w, BAD_CAST "hvwg", BAD_CAST "transient", NULL,
+                                            BAD_CAST(s->transient ? "true" : "false")) >= 0;
+        x.ok &= xmlTextWriterWriteElementNS(x.w, BAD_CAST "hvwg", BAD_CAST "hypervisor", NULL, BAD_CAST dom_hv_name(s->hv)) >= 0;
+        x.ok &= xmlTextWriterWriteElementNS(x.w, BAD_CAST "hvwg", BAD_CAST "network", NULL, BAD_CAST(s->network ? s->network : "")) >= 0;
         end(&x); /* hvwg:machine */
         end(&x); /* metadata */
 
@@ -270,6 +276,14 @@ int domxml_read_meta(const char *xml, struct dom_meta *m) {
                         m->created_usec = strtoull(s, NULL, 10);
                 else if (strcmp(n, "machine_root") == 0)
                         snprintf(m->machine_root, sizeof(m->machine_root), "%s", s);
+                else if (strcmp(n, "owner") == 0)
+                        m->owner = (unsigned)strtoul(s, NULL, 10);
+                else if (strcmp(n, "transient") == 0)
+                        m->transient = strcmp(s, "true") == 0;
+                else if (strcmp(n, "hypervisor") == 0)
+                        snprintf(m->hypervisor, sizeof(m->hypervisor), "%s", s);
+                else if (strcmp(n, "network") == 0)
+                        snprintf(m->network, sizeof(m->network), "%s", s);
                 else if (strcmp(n, "scratch") == 0) {
                         xmlChar *b = xmlGetProp(c, BAD_CAST "bytes"), *p = xmlGetProp(c, BAD_CAST "path"),
                                 *u = xmlGetProp(c, BAD_CAST "uuid");

@@ -27,6 +27,8 @@ struct dom_spec {
         const char *scratch_uuid;
         uint64_t scratch_bytes;
         uint64_t created_usec;
+        unsigned owner;            /* the caller's uid */
+        bool transient;            /* torn down when the guest powers off */
 };
 
 struct dom_meta {
@@ -38,6 +40,10 @@ struct dom_meta {
         char scratch_uuid[40];
         uint64_t created_usec;
         char machine_root[512];    /* "" in domains made before it was recorded */
+        unsigned owner;            /* 0 (root) in domains made before owners were recorded */
+        bool transient;
+        char hypervisor[8];        /* "kvm", "qemu", "xen", "xen-pv"; "" before it was recorded */
+        char network[HV_NAME_MAX + 1];
 };
 
 const char *dom_hv_name(enum dom_hv hv);

@@ -1,4 +1,4 @@
-/* machine_ops.c: CreateMachine's job and DestroyMachine's work. */
+/* machine_ops.c: CreateMachine's job. */
 #define _GNU_SOURCE
 #include "machine_ops.h"
 
@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "copy.h"
@@ -29,14 +30,6 @@ static bool has_odirect(const char *dir) {
                 return true;
         }
         return false;
-}
-
-/* Undefines a domain with everything libvirt keeps beside it (managed save, snapshot and
- * checkpoint metadata, NVRAM); drivers that know no flags get the plain call. 0 or -1. */
-static int undefine(virDomainPtr dom) {
-        unsigned flags = VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA | VIR_DOMAIN_UNDEFINE_NVRAM |
-                         VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA;
-        return virDomainUndefineFlags(dom, flags) < 0 && virDomainUndefine(dom) < 0 ? -1 : 0;
 }
 
 /* One creation's state; creation_end() rolls back everything it made unless it is done. */
@@ -60,7 +53,7 @@ static void creation_end(struct creation *k) {
         if (!k->done && k->dom) {
                 if (k->started || virDomainIsActive(k->dom) == 1)
                         virDomainDestroy(k->dom);
-                (void)undefine(k->dom);
+                (void)virt_undefine(k->dom);
         }
         if (k->dom)
                 virDomainFree(k->dom);
@@ -109,6 +102,19 @@ static int make_scratch(struct creation *k, struct hv_error *e) {
         struct scratch_opts so = { .fs = p->scratch_fs, .bytes_per_inode = cf->scratch_bytes_per_inode,
                                    .alloc = strcmp(cf->scratch_allocation, "fallocate") == 0 ? SCRATCH_FALLOCATE : SCRATCH_SPARSE };
         if (!cf->n_scratch_devices) {
+                /* sparse scratch files fill as guests write: what all of them may still take
+                 * must fit in what the filesystem has free */
+                struct statvfs sv;
+                if (statvfs(k->dir, &sv) == 0) {
+                        uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+                        if (p->scratch_bytes > avail) {
+                                char a[32], b[32];
+                                return hv_fail(e, HV_E_NO_SPACE, ENOSPC,
+                                               "not enough space for a scratch disk of %s in %s: %s free (use a smaller scratch_gib or free space)",
+                                               hv_format_size(p->scratch_bytes, a, sizeof(a)), cf->machine_root,
+                                               hv_format_size(avail, b, sizeof(b)));
+                        }
+                }
                 k->scratch_path = k->scratch;
                 return scratch_create(k->scratch, p->scratch_bytes, &so, k->scratch_uuid, e);
         }
@@ -141,7 +147,7 @@ static int define(struct creation *k, struct hv_error *e) {
                 .root_path = k->root, .scratch_path = k->scratch_path, .scratch_is_block = k->device[0] != 0,
                 .direct_io = has_odirect(k->dir), .console_log = k->console, .network = p->network, .image = p->image,
                 .scratch_uuid = k->scratch_uuid, .scratch_bytes = p->scratch_bytes, .created_usec = k->created_usec,
-                .machine_root = k->cf->machine_root,
+                .machine_root = k->cf->machine_root, .owner = k->j->owner, .transient = p->transient,
         };
         int r = domxml_build(&spec, &k->xml, e);
         if (r < 0)
@@ -151,15 +157,28 @@ static int define(struct creation *k, struct hv_error *e) {
         return 0;
 }
 
+/* The registry's record of the new machine (its state is filled in at the end). */
+static void make_record(struct creation *k, struct machine *x) {
+        const struct create_params *p = &k->j->p;
+        *x = (struct machine){ .cores = p->cores, .memory_mib = p->memory_mib, .scratch_bytes = p->scratch_bytes,
+                               .owner = k->j->owner, .created_usec = k->created_usec, .transient = p->transient };
+        snprintf(x->name, sizeof(x->name), "%s", k->j->target);
+        snprintf(x->uuid, sizeof(x->uuid), "%s", k->uuid);
+        snprintf(x->image, sizeof(x->image), "%s", p->image);
+        snprintf(x->hypervisor, sizeof(x->hypervisor), "%s", dom_hv_name(p->hv));
+        snprintf(x->network, sizeof(x->network), "%s", p->network);
+        snprintf(x->scratch_path, sizeof(x->scratch_path), "%s", k->scratch_path ? k->scratch_path : "");
+        snprintf(x->scratch_uuid, sizeof(x->scratch_uuid), "%s", k->scratch_uuid);
+}
+
 /* machine.meta, then the marker goes: from here on the directory is a complete machine. */
 static int write_record(struct creation *k, struct hv_error *e) {
-        const struct create_params *p = &k->j->p;
-        char text[2048];
-        int n = snprintf(text, sizeof(text),
-                         "# hvwgd machine record\nname=%s\nuuid=%s\nimage=%s\ncores=%u\nmemory_mib=%llu\nscratch_bytes=%llu\n"
-                         "scratch_path=%s\nscratch_uuid=%s\nhypervisor=%s\ncreated_usec=%llu\n",
-                         k->j->target, k->uuid, p->image, p->cores, (unsigned long long)p->memory_mib, (unsigned long long)p->scratch_bytes,
-                         k->scratch_path ? k->scratch_path : "", k->scratch_uuid, dom_hv_name(p->hv), (unsigned long long)k->created_usec);
+        struct machine x;
+        make_record(k, &x);
+        char text[4096];
+        int n = machine_record_format(&x, text, sizeof(text));
+        if (n < 0)
+                return hv_fail(e, HV_E_ERRNO, ENAMETOOLONG, "the record of machine %s does not fit", x.name);
         int r = hv_write_file_atomic(k->meta, text, (size_t)n, 0644);
         if (r < 0)
                 return hv_fail_errno(e, HV_E_ERRNO, -r, "cannot write %s", k->meta);
@@ -195,16 +214,17 @@ static int create_run(struct job_ctl *ctl, void *payload, struct hv_error *e) {
                         return virt_fail(e, "starting the domain", j->target);
                 k.started = true;
         }
-        struct machine x = { .cores = p->cores, .memory_mib = p->memory_mib, .scratch_bytes = p->scratch_bytes };
-        snprintf(x.name, sizeof(x.name), "%s", j->target);
-        snprintf(x.uuid, sizeof(x.uuid), "%s", k.uuid);
-        snprintf(x.image, sizeof(x.image), "%s", p->image);
+        struct machine x;
+        make_record(&k, &x);
         int st = 0, reason = 0;
         snprintf(x.state, sizeof(x.state), "%s",
                  virDomainGetState(k.dom, &st, &reason, 0) == 0 ? virt_state_name(st) : (k.started ? "running" : "shut-off"));
+        /* a transient guest that is already gone ends as soon as the registry hears of it */
+        snprintf(x.reason, sizeof(x.reason), "%s", k.started ? (strcmp(x.state, "shut-off") == 0 ? "poweroff" : "booted") : "created");
         machines_put(j->machines, &x);
-        log_info("machine %s (%s) created: %u cores, %llu MiB, scratch %llu bytes%s%s, %s", j->target, k.uuid, p->cores,
-                 (unsigned long long)p->memory_mib, (unsigned long long)p->scratch_bytes, k.device[0] ? " on " : "", k.device, x.state);
+        log_info("machine %s (%s) created%s: %u cores, %llu MiB, scratch %llu bytes%s%s, %s, owner uid %u", j->target, k.uuid,
+                 p->transient ? " (transient)" : "", p->cores, (unsigned long long)p->memory_mib, (unsigned long long)p->scratch_bytes,
+                 k.device[0] ? " on " : "", k.device, x.state, j->owner);
         k.done = true;
         return 0;
 }
@@ -217,12 +237,12 @@ static void create_job_free(void *payload) {
 }
 
 
-struct create_job *create_job_new(const char *target, const struct create_params *p, struct hv_conf_snap *conf, struct virt *virt,
-                                  struct machines *machines) {
+struct create_job *create_job_new(const char *target, const struct create_params *p, unsigned owner, struct hv_conf_snap *conf,
+                                  struct virt *virt, struct machines *machines) {
         struct create_job *j = calloc(1, sizeof(*j));
         if (!j)
                 return NULL;
-        *j = (struct create_job){ .p = *p, .conf = hv_conf_snap_ref(conf), .virt = virt, .machines = machines };
+        *j = (struct create_job){ .p = *p, .owner = owner, .conf = hv_conf_snap_ref(conf), .virt = virt, .machines = machines };
         snprintf(j->target, sizeof(j->target), "%s", target);
         return j;
 }
@@ -232,83 +252,3 @@ const struct job_kind create_kind = {
         .run = create_run,
         .free = create_job_free,
 };
-
-/* ---- DestroyMachine ---- */
-
-struct destroy_req {
-        struct loop *loop;
-        struct virt *virt;
-        struct machines *ms;
-        char dir[PATH_MAX];
-        destroy_done_fn done;
-        void *ud;
-        char name[HV_NAME_MAX + 1];
-        bool keep_disks;
-        struct hv_error err;
-        int r;
-};
-
-static void destroy_done(void *data) {
-        struct destroy_req *d = data;
-        if (d->r < 0) {
-                machines_end_destroy(d->ms, d->name);
-                log_warning("destroying machine %s failed: %s", d->name, d->err.msg);
-        } else {
-                machines_remove(d->ms, d->name);
-                log_info("machine %s destroyed%s", d->name, d->keep_disks ? " (disks kept)" : "");
-        }
-        d->done(d->ud, d->name, d->r, &d->err);
-        free(d);
-}
-
-HV_DEFINE_CLEANUP(virConnectPtr, virConnectClose)
-HV_DEFINE_CLEANUP(virDomainPtr, virDomainFree)
-
-/* Stops and undefines the domain (if libvirt has it), then removes the disks and the directory. */
-static int destroy_now(struct destroy_req *d) {
-        _cleanup_(virConnectClosep) virConnectPtr c = virt_conn(d->virt, &d->err);
-        if (!c)
-                return -ENOTCONN;
-        char scratch_path[PATH_MAX] = "";
-        _cleanup_(virDomainFreep) virDomainPtr dom = virDomainLookupByName(c, d->name);
-        if (dom) {
-                struct dom_meta meta;
-                if (!virt_read_meta(dom, &meta))
-                        return hv_fail(&d->err, HV_E_NO_SUCH_MACHINE, ENOENT, "domain %s is not an hvwgd machine", d->name);
-                snprintf(scratch_path, sizeof(scratch_path), "%s", meta.scratch_path);
-                if (virDomainIsActive(dom) == 1 && virDomainDestroy(dom) < 0)
-                        return virt_fail(&d->err, "stopping", d->name);
-                if (undefine(dom) < 0)
-                        return virt_fail(&d->err, "undefining", d->name);
-        }
-        struct stat st;
-        if (scratch_path[0] && stat(scratch_path, &st) == 0 && S_ISBLK(st.st_mode))
-                scratch_release_device(scratch_path);
-        machine_dir_remove(d->dir, d->keep_disks);
-        return 0;
-}
-
-static void *destroy_thread(void *arg) {
-        struct destroy_req *d = arg;
-        d->r = destroy_now(d);
-        if (loop_post(d->loop, destroy_done, d) < 0)
-                log_error("machine %s: the end of its destroy is lost (out of memory)", d->name);
-        return NULL;
-}
-
-int machine_destroy(struct loop *loop, struct virt *virt, struct machines *ms, const char *machine_root, const char *name,
-                    bool keep_disks, destroy_done_fn done, void *ud) {
-        struct destroy_req *d = calloc(1, sizeof(*d));
-        if (!d)
-                return -ENOMEM;
-        *d = (struct destroy_req){ .loop = loop, .virt = virt, .ms = ms, .done = done, .ud = ud, .keep_disks = keep_disks };
-        snprintf(d->name, sizeof(d->name), "%s", name);
-        snprintf(d->dir, sizeof(d->dir), "%s/%s", machine_root, name);
-        pthread_t t;
-        if (pthread_create(&t, NULL, destroy_thread, d) != 0) {
-                free(d);
-                return -EAGAIN;
-        }
-        pthread_detach(t);
-        return 0;
-}

@@ -13,12 +13,17 @@
 #include "log.h"
 #include "util.h"
 
+#define MAX_SUBSCRIBERS 4
+
 struct machines {
         struct loop *loop;
         pthread_mutex_t lock;
         struct machine *list; /* in name order */
-        machine_state_fn fn;
-        void *ud;
+        struct {
+                machine_event_fn fn;
+                void *ud;
+        } subs[MAX_SUBSCRIBERS];
+        unsigned n_subs;
 };
 
 int machines_new(struct loop *loop, struct machines **ret) {
@@ -43,9 +48,12 @@ struct machines *machines_free(struct machines *ms) {
         return NULL;
 }
 
-void machines_subscribe(struct machines *ms, machine_state_fn fn, void *ud) {
-        ms->fn = fn;
-        ms->ud = ud;
+int machines_subscribe(struct machines *ms, machine_event_fn fn, void *ud) {
+        if (ms->n_subs == MAX_SUBSCRIBERS)
+                return -ENOSPC;
+        ms->subs[ms->n_subs].fn = fn;
+        ms->subs[ms->n_subs++].ud = ud;
+        return 0;
 }
 
 /* Called with the lock held. */
@@ -57,19 +65,78 @@ static struct machine *find_locked(struct machines *ms, const char *name) {
 }
 
 bool machines_exists(struct machines *ms, const char *name) {
-        pthread_mutex_lock(&ms->lock);
-        bool found = find_locked(ms, name) != NULL;
-        pthread_mutex_unlock(&ms->lock);
-        return found;
+        return machines_get(ms, name, NULL);
 }
 
-bool machines_image_in_use(struct machines *ms, const char *image) {
+bool machines_get(struct machines *ms, const char *name, struct machine *ret) {
         pthread_mutex_lock(&ms->lock);
-        bool found = false;
-        for (struct machine *x = ms->list; x && !found; x = x->next)
-                found = strcmp(x->image, image) == 0;
+        struct machine *x = find_locked(ms, name);
+        if (x && ret) {
+                *ret = *x;
+                ret->next = NULL;
+        }
         pthread_mutex_unlock(&ms->lock);
-        return found;
+        return x != NULL;
+}
+
+unsigned machines_using_image(struct machines *ms, const char *image, char *buf, size_t len) {
+        unsigned n = 0;
+        size_t used = 0;
+        if (len)
+                buf[0] = 0;
+        pthread_mutex_lock(&ms->lock);
+        for (struct machine *x = ms->list; x; x = x->next) {
+                if (strcmp(x->image, image) != 0)
+                        continue;
+                if (used < len) {
+                        int w = snprintf(buf + used, len - used, "%s%s", n ? ", " : "", x->name);
+                        used += w > 0 ? (size_t)w : 0;
+                }
+                n++;
+        }
+        pthread_mutex_unlock(&ms->lock);
+        return n;
+}
+
+void machines_totals(struct machines *ms, struct machine_totals *t) {
+        *t = (struct machine_totals){ 0 };
+        pthread_mutex_lock(&ms->lock);
+        for (struct machine *x = ms->list; x; x = x->next) {
+                /* leftovers without a domain (undefined) can no longer run, but their disks stay */
+                if (strcmp(x->state, "undefined") != 0) {
+                        t->cores += x->cores;
+                        t->memory_mib += x->memory_mib;
+                }
+                t->scratch_bytes += x->scratch_bytes;
+        }
+        pthread_mutex_unlock(&ms->lock);
+}
+
+struct note {
+        struct machines *ms;
+        struct machine_event ev;
+};
+
+static void deliver(void *data) {
+        struct note *n = data;
+        for (unsigned i = 0; i < n->ms->n_subs; i++)
+                n->ms->subs[i].fn(n->ms->subs[i].ud, &n->ev);
+        free(n);
+}
+
+static void post_event(struct machines *ms, enum machine_event_kind kind, const struct machine *x, const char *reason,
+                       const char *console_log) {
+        struct note *n = calloc(1, sizeof(*n));
+        if (!n)
+                return;
+        n->ms = ms;
+        n->ev.kind = kind;
+        n->ev.m = *x;
+        n->ev.m.next = NULL;
+        snprintf(n->ev.reason, sizeof(n->ev.reason), "%s", reason ? reason : "");
+        snprintf(n->ev.console_log, sizeof(n->ev.console_log), "%s", console_log ? console_log : "");
+        if (loop_post(ms->loop, deliver, n) < 0)
+                free(n);
 }
 
 void machines_put(struct machines *ms, const struct machine *src) {
@@ -82,66 +149,55 @@ void machines_put(struct machines *ms, const struct machine *src) {
                 x->next = *pp;
                 *pp = x;
         }
+        struct machine copy;
         if (x) {
                 struct machine *next = x->next;
                 bool destroying = x->destroying;
                 *x = *src;
                 x->next = next;
                 x->destroying = destroying;
+                if (!x->state_usec)
+                        x->state_usec = hv_now_usec();
+                copy = *x;
         } else
                 log_error("out of memory: machine %s is not listed", src->name);
         pthread_mutex_unlock(&ms->lock);
+        if (x)
+                post_event(ms, MACHINE_STATE, &copy, copy.reason, NULL);
 }
 
-struct state_note {
-        struct machines *ms;
-        char name[HV_NAME_MAX + 1];
-        char state[HV_STATE_MAX];
-};
-
-static void deliver_state(void *data) {
-        struct state_note *n = data;
-        if (n->ms->fn)
-                n->ms->fn(n->ms->ud, n->name, n->state);
-        free(n);
-}
-
-static void post_state(struct machines *ms, const char *name, const char *state) {
-        struct state_note *n = calloc(1, sizeof(*n));
-        if (!n)
-                return;
-        n->ms = ms;
-        snprintf(n->name, sizeof(n->name), "%s", name);
-        snprintf(n->state, sizeof(n->state), "%s", state);
-        if (loop_post(ms->loop, deliver_state, n) < 0)
-                free(n);
-}
-
-void machines_set_state(struct machines *ms, const char *name, const char *state) {
+void machines_set_state(struct machines *ms, const char *name, const char *state, const char *reason) {
         pthread_mutex_lock(&ms->lock);
         struct machine *x = find_locked(ms, name);
-        bool changed = x && strcmp(x->state, state) != 0;
-        if (changed)
+        reason = reason ? reason : "";
+        bool changed = x && (strcmp(x->state, state) != 0 || (*reason && strcmp(x->reason, reason) != 0));
+        struct machine copy;
+        if (changed) {
                 snprintf(x->state, sizeof(x->state), "%s", state);
+                snprintf(x->reason, sizeof(x->reason), "%s", reason);
+                x->state_usec = hv_now_usec();
+                copy = *x;
+        }
         pthread_mutex_unlock(&ms->lock);
         if (changed)
-                post_state(ms, name, state);
+                post_event(ms, MACHINE_STATE, &copy, copy.reason, NULL);
 }
 
-void machines_remove(struct machines *ms, const char *name) {
+void machines_remove(struct machines *ms, const char *name, const char *reason, const char *console_log) {
         pthread_mutex_lock(&ms->lock);
-        bool found = false;
+        struct machine *found = NULL;
         for (struct machine **pp = &ms->list; *pp; pp = &(*pp)->next)
                 if (strcmp((*pp)->name, name) == 0) {
-                        struct machine *x = *pp;
-                        *pp = x->next;
-                        free(x);
-                        found = true;
+                        found = *pp;
+                        *pp = found->next;
                         break;
                 }
         pthread_mutex_unlock(&ms->lock);
-        if (found)
-                post_state(ms, name, "undefined");
+        if (found) {
+                snprintf(found->state, sizeof(found->state), "undefined");
+                post_event(ms, MACHINE_REMOVED, found, reason, console_log);
+                free(found);
+        }
 }
 
 int machines_begin_destroy(struct machines *ms, const char *name) {
@@ -180,6 +236,63 @@ int machines_snapshot(struct machines *ms, struct machine **ret) {
                 return -ENOMEM;
         *ret = a;
         return (int)n;
+}
+
+int machine_record_format(const struct machine *x, char *buf, size_t len) {
+        int n = snprintf(buf, len,
+                         "# hvwgd machine record\nname=%s\nuuid=%s\nimage=%s\ncores=%u\nmemory_mib=%llu\nscratch_bytes=%llu\n"
+                         "scratch_path=%s\nscratch_uuid=%s\nhypervisor=%s\nnetwork=%s\nowner=%u\ntransient=%d\ncreated_usec=%llu\n",
+                         x->name, x->uuid, x->image, x->cores, (unsigned long long)x->memory_mib, (unsigned long long)x->scratch_bytes,
+                         x->scratch_path, x->scratch_uuid, x->hypervisor, x->network, x->owner, x->transient ? 1 : 0,
+                         (unsigned long long)x->created_usec);
+        return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : n;
+}
+
+/* Hostile text is possible (the directory may have been edited): every field is bounded and
+ * a line that does not parse is skipped. */
+void machine_record_parse(const char *text, struct machine *x) {
+        for (const char *line = text; line && *line;) {
+                const char *eol = strchr(line, '\n');
+                size_t n = eol ? (size_t)(eol - line) : strlen(line);
+                char l[1100];
+                if (n < sizeof(l)) {
+                        memcpy(l, line, n);
+                        l[n] = 0;
+                        char *eq = strchr(l, '=');
+                        if (eq && l[0] != '#') {
+                                *eq = 0;
+                                const char *k = l, *v = eq + 1;
+                                char *end = NULL;
+                                unsigned long long u = strtoull(v, &end, 10);
+                                bool num = *v >= '0' && *v <= '9' && end && !*end;
+                                if (!strcmp(k, "uuid") && strlen(v) < sizeof(x->uuid))
+                                        snprintf(x->uuid, sizeof(x->uuid), "%s", v);
+                                else if (!strcmp(k, "image") && hv_name_valid(v))
+                                        snprintf(x->image, sizeof(x->image), "%s", v);
+                                else if (!strcmp(k, "cores") && num && u <= UINT_MAX)
+                                        x->cores = (unsigned)u;
+                                else if (!strcmp(k, "memory_mib") && num)
+                                        x->memory_mib = u;
+                                else if (!strcmp(k, "scratch_bytes") && num)
+                                        x->scratch_bytes = u;
+                                else if (!strcmp(k, "scratch_path") && strlen(v) < sizeof(x->scratch_path))
+                                        snprintf(x->scratch_path, sizeof(x->scratch_path), "%s", v);
+                                else if (!strcmp(k, "scratch_uuid") && strlen(v) < sizeof(x->scratch_uuid))
+                                        snprintf(x->scratch_uuid, sizeof(x->scratch_uuid), "%s", v);
+                                else if (!strcmp(k, "hypervisor") && strlen(v) < sizeof(x->hypervisor))
+                                        snprintf(x->hypervisor, sizeof(x->hypervisor), "%s", v);
+                                else if (!strcmp(k, "network") && strlen(v) < sizeof(x->network))
+                                        snprintf(x->network, sizeof(x->network), "%s", v);
+                                else if (!strcmp(k, "owner") && num && u <= UINT_MAX)
+                                        x->owner = (unsigned)u;
+                                else if (!strcmp(k, "transient") && num)
+                                        x->transient = u != 0;
+                                else if (!strcmp(k, "created_usec") && num)
+                                        x->created_usec = u;
+                        }
+                }
+                line = eol ? eol + 1 : NULL;
+        }
 }
 
 /* A machine directory holds only these files of ours, and what a crash can leave behind: the

@@ -159,6 +159,7 @@ static void reload_done(void *data) {
                 else {
                         hv_conf_snap_unref(m->snap);
                         m->snap = snap;
+                        lifecycle_set_conf(m->life, snap);
                         log_info("reload: configuration re-read from %s; it applies to new jobs", q->path);
                 }
         }
@@ -310,8 +311,10 @@ int manager_run(struct manager *m, const char *bus_address) {
                 log_error("cannot attach the bus to the event loop: %s", strerror(-r));
                 return r;
         }
-        /* machines are reconciled with libvirt before the name is taken (bounded wait) */
-        if ((r = virt_new(m->conf.libvirt_uri, m->conf.machine_root, m->machines, &m->virt)) < 0) {
+        /* machines are reconciled with libvirt before the name is taken (bounded wait); what
+         * reconciliation finds reaches the subscribers once the loop runs */
+        if ((r = virt_new(m->conf.libvirt_uri, m->conf.machine_root, m->machines, &m->virt)) < 0 ||
+            (r = lifecycle_new(m->loop, m->virt, m->machines, m->snap, &m->life)) < 0) {
                 log_error("cannot start the libvirt thread: %s", strerror(-r));
                 return r;
         }
@@ -344,8 +347,9 @@ void manager_free(struct manager *m) {
         }
         /* threads still at work (jobs past the stop timeout, source checks, destroys) hold
          * pointers into these: the process ends instead */
-        if ((m->jobs && jobs_count(m->jobs) > 0) || m->n_threads > 0)
+        if ((m->jobs && jobs_count(m->jobs) > 0) || m->n_threads > 0 || lifecycle_busy(m->life) > 0)
                 return;
+        m->life = lifecycle_free(m->life);
         m->jobs = jobs_free(m->jobs);
         m->machines = machines_free(m->machines);
         m->loop = loop_free(m->loop);

@@ -6,8 +6,10 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
+#include "audit.h"
 #include "conf.h"
 #include "job.h"
+#include "lifecycle.h"
 #include "loop.h"
 #include "machines.h"
 #include "names.h"
@@ -28,6 +30,7 @@ struct manager {
         struct jobs *jobs;
         struct machines *machines;
         struct virt *virt;
+        struct lifecycle *life;         /* start, stop, console, destroy: machine_ops after creation */
         struct store store;
         struct hv_conf conf;            /* live: read on the loop only */
         struct hv_conf_snap *snap;      /* what new jobs and threads take; replaced at a reload */
@@ -40,6 +43,13 @@ struct manager {
         struct source_check *checks;    /* bus.c: FetchImage calls whose file:// source is being opened */
         unsigned n_checks;
         bool stopping;
+        /* the bus call being handled (bus.c): its caller and audit record */
+        struct bus_call {
+                sd_bus_creds *creds;
+                struct audit_rec *rec;
+                bool deferred;
+                char note[64];
+        } call;
 };
 
 /* conf: loaded; config_path as given (NULL: the default). */

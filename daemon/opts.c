@@ -109,10 +109,11 @@ int scratch_size(uint32_t cores, uint64_t per_core_gib, bool have_opt, uint64_t 
         return 0;
 }
 
-enum { C_MEMORY, C_SCRATCH, C_FS, C_HV, C_NET, C_START };
+enum { C_MEMORY, C_SCRATCH, C_FS, C_HV, C_NET, C_TRANSIENT, C_START };
 static const struct opt_spec create_specs[] = {
         [C_MEMORY] = { "memory_mib", 't' }, [C_SCRATCH] = { "scratch_gib", 't' }, [C_FS] = { "scratch_fs", 's' },
-        [C_HV] = { "hypervisor", 's' },     [C_NET] = { "network", 's' },          [C_START] = { "start", 'b' },
+        [C_HV] = { "hypervisor", 's' },     [C_NET] = { "network", 's' },          [C_TRANSIENT] = { "transient", 'b' },
+        [C_START] = { "start", 'b' },
 };
 #define MAX_MEMORY_MIB (16ULL << 20) /* 16 TiB */
 
@@ -146,10 +147,16 @@ int opts_create(const struct opt_value *v, size_t n, uint32_t cores, const struc
                 case C_NET:
                         net = o->s;
                         break;
+                case C_TRANSIENT:
+                        cp->transient = o->b;
+                        break;
                 default:
                         cp->start = o->b;
                 }
         }
+        if (cp->transient && !cp->start)
+                return hv_fail(e, HV_E_INVALID_ARGS, EINVAL,
+                               "a transient machine starts at once and is removed when its guest stops: start=false cannot go with transient=true");
         long cpus = d->online_cpus > 0 ? d->online_cpus : 1;
         unsigned max_cores = (unsigned)cpus * d->cpu_overcommit;
         if (cores == 0 || cores > max_cores)
@@ -184,5 +191,46 @@ int opts_destroy(const struct opt_value *v, size_t n, bool *keep_disks, struct h
                 return r;
         for (size_t i = 0; i < n; i++)
                 *keep_disks = v[i].b;
+        return 0;
+}
+
+static const struct opt_spec stop_specs[] = { { "force", 'b' }, { "timeout_sec", 't' } };
+
+int opts_stop(const struct opt_value *v, size_t n, struct stop_params *sp, struct hv_error *e) {
+        size_t idx[OPTS_MAX];
+        *sp = (struct stop_params){ 0 };
+        int r = check_keys(v, n, stop_specs, ELEMENTSOF(stop_specs), idx, e);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                if (idx[i] == 0)
+                        sp->force = v[i].b;
+                else {
+                        sp->have_timeout = true;
+                        sp->timeout_sec = v[i].t;
+                }
+        }
+        if (sp->have_timeout && sp->timeout_sec > MAX_STOP_TIMEOUT_SEC)
+                return hv_fail(e, HV_E_INVALID_ARGS, EINVAL, "timeout_sec must be at most %u (one day), got %llu", MAX_STOP_TIMEOUT_SEC,
+                               (unsigned long long)sp->timeout_sec);
+        return 0;
+}
+
+int capacity_check(const struct capacity *c, unsigned cores, uint64_t memory_mib, struct hv_error *e) {
+        long cpus = c->online_cpus > 0 ? c->online_cpus : 1;
+        uint64_t max_cores = (uint64_t)cpus * c->cpu_overcommit;
+        if (c->committed_cores + cores > max_cores)
+                return hv_fail(e, HV_E_LIMITS, EBUSY,
+                               "not enough CPU: %llu cores committed to machines + %u asked = %llu, more than %llu (%ld online CPUs × CpuOvercommit=%u)",
+                               (unsigned long long)c->committed_cores, cores, (unsigned long long)(c->committed_cores + cores),
+                               (unsigned long long)max_cores, cpus, c->cpu_overcommit);
+        uint64_t max_mib = c->ram_mib > c->reserved_memory_mib ? c->ram_mib - c->reserved_memory_mib : 0;
+        if (c->committed_memory_mib + memory_mib > max_mib)
+                return hv_fail(e, HV_E_LIMITS, EBUSY,
+                               "not enough memory: %llu MiB committed to machines + %llu MiB asked = %llu MiB, more than %llu MiB "
+                               "(%llu MiB of RAM − ReservedMemoryMiB=%llu)",
+                               (unsigned long long)c->committed_memory_mib, (unsigned long long)memory_mib,
+                               (unsigned long long)(c->committed_memory_mib + memory_mib), (unsigned long long)max_mib,
+                               (unsigned long long)c->ram_mib, (unsigned long long)c->reserved_memory_mib);
         return 0;
 }

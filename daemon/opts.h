@@ -42,7 +42,26 @@ struct create_params {
         char scratch_fs[HV_FS_NAME_MAX + 1];
         enum dom_hv hv;
         char network[HV_NAME_MAX + 1];
+        bool transient;
         bool start;
+};
+
+#define MAX_STOP_TIMEOUT_SEC 86400
+/* StopMachine's options. */
+struct stop_params {
+        bool force;
+        bool have_timeout;
+        uint64_t timeout_sec;
+};
+
+/* What the host can give machines, and what they have already. */
+struct capacity {
+        long online_cpus;
+        unsigned cpu_overcommit;
+        uint64_t ram_mib;
+        uint64_t reserved_memory_mib;
+        uint64_t committed_cores;
+        uint64_t committed_memory_mib;
 };
 
 /* What CreateMachine falls back to, from the configuration and the host. */
@@ -67,8 +86,13 @@ int scratch_size(uint32_t cores, uint64_t per_core_gib, bool have_opt, uint64_t 
 int opts_fetch(const struct opt_value *v, size_t n, uint64_t max_image_size, enum gunzip_engine engine,
                struct fetch_params *fp, struct hv_error *e);
 /* CreateMachine's cores and options (memory_mib, scratch_gib, scratch_fs, hypervisor, network,
- * start); image and image_path are the caller's to fill. */
+ * transient, start); image and image_path are the caller's to fill. */
 int opts_create(const struct opt_value *v, size_t n, uint32_t cores, const struct create_defaults *d,
                 struct create_params *cp, struct hv_error *e);
+/* StopMachine's options (force, timeout_sec ≤ one day). */
+int opts_stop(const struct opt_value *v, size_t n, struct stop_params *sp, struct hv_error *e);
+/* CreateMachine past the host's limits: LimitsExceeded naming what is short (cores: online
+ * CPUs × CpuOvercommit; memory: RAM − ReservedMemoryMiB), else 0. */
+int capacity_check(const struct capacity *c, unsigned cores, uint64_t memory_mib, struct hv_error *e);
 /* DestroyMachine's options (keep_disks). */
 int opts_destroy(const struct opt_value *v, size_t n, bool *keep_disks, struct hv_error *e);

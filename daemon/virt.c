@@ -63,6 +63,45 @@ static const char *event_state(int event) {
         }
 }
 
+/* Why: the words MachineRemoved and GetMachine use ("poweroff", "crash", "destroyed", …). */
+static const char *event_reason(int event, int detail) {
+        switch (event) {
+        case VIR_DOMAIN_EVENT_STARTED: return detail == VIR_DOMAIN_EVENT_STARTED_BOOTED ? "booted" : "started";
+        case VIR_DOMAIN_EVENT_RESUMED: return "resumed";
+        case VIR_DOMAIN_EVENT_SUSPENDED: return "suspended";
+        case VIR_DOMAIN_EVENT_SHUTDOWN: return "shutdown";
+        case VIR_DOMAIN_EVENT_CRASHED: return "crash";
+        case VIR_DOMAIN_EVENT_PMSUSPENDED: return "suspended";
+        case VIR_DOMAIN_EVENT_UNDEFINED: return "undefined";
+        case VIR_DOMAIN_EVENT_STOPPED:
+                switch (detail) {
+                case VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN: return "poweroff";
+                case VIR_DOMAIN_EVENT_STOPPED_DESTROYED: return "destroyed";
+                case VIR_DOMAIN_EVENT_STOPPED_CRASHED:
+                case VIR_DOMAIN_EVENT_STOPPED_FAILED: return "crash";
+                case VIR_DOMAIN_EVENT_STOPPED_MIGRATED: return "migrated";
+                case VIR_DOMAIN_EVENT_STOPPED_SAVED: return "saved";
+                default: return "stopped";
+                }
+        default: return "";
+        }
+}
+
+/* The same words for a domain's present state (start-up). */
+static const char *state_reason(int state, int reason) {
+        if (state == VIR_DOMAIN_SHUTOFF)
+                switch (reason) {
+                case VIR_DOMAIN_SHUTOFF_SHUTDOWN: return "poweroff";
+                case VIR_DOMAIN_SHUTOFF_DESTROYED: return "destroyed";
+                case VIR_DOMAIN_SHUTOFF_CRASHED:
+                case VIR_DOMAIN_SHUTOFF_FAILED: return "crash";
+                default: return "host-shutdown";
+                }
+        if (state == VIR_DOMAIN_CRASHED)
+                return "crash";
+        return state == VIR_DOMAIN_RUNNING ? "running" : "";
+}
+
 const char *virt_last_error(void) {
         const char *msg = virGetLastErrorMessage();
         return msg && *msg ? msg : "unknown libvirt error";
@@ -88,11 +127,10 @@ int virt_fail(struct hv_error *e, const char *what, const char *name) {
 
 static int lifecycle(virConnectPtr c, virDomainPtr dom, int event, int detail, void *opaque) {
         (void)c;
-        (void)detail;
         const char *st = event_state(event);
         const char *name = virDomainGetName(dom);
         if (st && name)
-                machines_set_state(((struct virt *)opaque)->ms, name, st);
+                machines_set_state(((struct virt *)opaque)->ms, name, st, event_reason(event, detail));
         return 0;
 }
 
@@ -106,6 +144,14 @@ static void on_close(virConnectPtr c, int reason, void *opaque) {
                 virConnectClose(c);
         }
         pthread_mutex_unlock(&v->mtx);
+}
+
+/* Undefines a domain with everything libvirt keeps beside it (managed save, snapshot and
+ * checkpoint metadata, NVRAM); drivers that know no flags get the plain call. 0 or -1. */
+int virt_undefine(virDomainPtr dom) {
+        unsigned flags = VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA | VIR_DOMAIN_UNDEFINE_NVRAM |
+                         VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA;
+        return virDomainUndefineFlags(dom, flags) < 0 && virDomainUndefine(dom) < 0 ? -1 : 0;
 }
 
 bool virt_read_meta(virDomainPtr dom, struct dom_meta *meta) {
@@ -147,18 +193,25 @@ static void reconcile(struct virt *v, virConnectPtr c) {
                         mine = false;
                 }
                 if (mine) {
-                        struct machine x = { .cores = meta.cores, .memory_mib = meta.memory_mib, .scratch_bytes = meta.scratch_bytes };
+                        struct machine x = { .cores = meta.cores, .memory_mib = meta.memory_mib, .scratch_bytes = meta.scratch_bytes,
+                                             .owner = meta.owner, .created_usec = meta.created_usec, .transient = meta.transient };
                         snprintf(x.name, sizeof(x.name), "%s", name);
                         snprintf(x.image, sizeof(x.image), "%s", meta.image);
+                        snprintf(x.hypervisor, sizeof(x.hypervisor), "%s", meta.hypervisor);
+                        snprintf(x.network, sizeof(x.network), "%s", meta.network);
+                        snprintf(x.scratch_path, sizeof(x.scratch_path), "%s", meta.scratch_path);
+                        snprintf(x.scratch_uuid, sizeof(x.scratch_uuid), "%.36s", meta.scratch_uuid);
                         virDomainGetUUIDString(doms[i], x.uuid);
                         int st = 0, reason = 0;
-                        snprintf(x.state, sizeof(x.state), "%s",
-                                 virDomainGetState(doms[i], &st, &reason, 0) == 0 ? virt_state_name(st) : "unknown");
+                        bool known = virDomainGetState(doms[i], &st, &reason, 0) == 0;
+                        snprintf(x.state, sizeof(x.state), "%s", known ? virt_state_name(st) : "unknown");
+                        snprintf(x.reason, sizeof(x.reason), "%s", known ? state_reason(st, reason) : "");
                         char root[PATH_MAX];
                         snprintf(root, sizeof(root), "%s/%s/root.raw", v->machine_root, name);
                         if (access(root, F_OK) < 0 || (meta.scratch_path[0] && access(meta.scratch_path, F_OK) < 0)) {
                                 log_warning("machine %s: its root or scratch disk is missing; reported as broken", name);
                                 snprintf(x.state, sizeof(x.state), "broken");
+                                snprintf(x.reason, sizeof(x.reason), "disk-missing");
                         }
                         machines_put(v->ms, &x);
                 }
@@ -178,17 +231,9 @@ static void reconcile(struct virt *v, virConnectPtr c) {
                 struct machine x = { 0 };
                 snprintf(x.name, sizeof(x.name), "%.64s", de->d_name);
                 snprintf(x.state, sizeof(x.state), "undefined");
-                for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
-                        unsigned long long v;
-                        if (sscanf(line, "uuid=%36s", x.uuid) == 1 || sscanf(line, "image=%64s", x.image) == 1)
-                                continue;
-                        if (sscanf(line, "cores=%llu", &v) == 1)
-                                x.cores = (unsigned)v;
-                        else if (sscanf(line, "memory_mib=%llu", &v) == 1)
-                                x.memory_mib = v;
-                        else if (sscanf(line, "scratch_bytes=%llu", &v) == 1)
-                                x.scratch_bytes = v;
-                }
+                machine_record_parse(text, &x);
+                /* a transient machine without its domain ended while hvwgd was not looking */
+                snprintf(x.reason, sizeof(x.reason), "%s", x.transient ? "host-shutdown" : "no-domain");
                 log_warning("machine directory %s/%s has no libvirt domain; listed as undefined (DestroyMachine removes it)",
                             v->machine_root, de->d_name);
                 machines_put(v->ms, &x);

@@ -56,7 +56,10 @@ class Env:
 
     def write_conf(self):
         sections = {"Storage": {"ImageRoot": self.images, "MachineRoot": self.machines, "AllowedSourceDirs": self.src},
-                    "Machine": {"LibvirtURI": "test:///default", "Hypervisor": "qemu"},
+                    "Machine": {"LibvirtURI": "test:///default", "Hypervisor": "qemu",
+                                # test:///default machines use no real CPU or memory: the
+                                # capacity limits are tested where they are meant to bite
+                                "CpuOvercommit": "64", "ReservedMemoryMiB": "0"},
                     "Fetch": {}}
         for sec, kv in self.conf_extra.items():
             sections.setdefault(sec, {}).update(kv)

@@ -111,8 +111,12 @@ def main():
             r = env.ctl("create", "c", "vm1", "--cores=1")
             h.check(r.returncode == 1 and "already exists" in r.stderr, "create of an existing machine: exit 1")
             r = env.ctl("destroy", "vm1", "--keep-disks")
-            h.check(r.returncode == 0 and json.loads(env.ctl("--json", "machines").stdout) == [] and
-                    os.path.exists(os.path.join(env.machines, "vm1", "root.raw")), "destroy --keep-disks")
+            ms = json.loads(env.ctl("--json", "machines").stdout)
+            h.check(r.returncode == 0 and [(x["name"], x["state"]) for x in ms] == [("vm1", "undefined")] and
+                    os.path.exists(os.path.join(env.machines, "vm1", "root.raw")), f"destroy --keep-disks: listed as undefined {ms}")
+            r = env.ctl("destroy", "vm1")
+            h.check(r.returncode == 0 and not os.path.exists(os.path.join(env.machines, "vm1")) and
+                    json.loads(env.ctl("--json", "machines").stdout) == [], "destroy again clears the leftovers")
             r = env.ctl("destroy", "vm1")
             h.check(r.returncode == 1 and "no machine named vm1" in r.stderr, "destroy of a missing machine: exit 1")
             r = env.ctl("rm", "c", user=NOBODY)

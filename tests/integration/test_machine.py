@@ -90,7 +90,7 @@ def main():
         r = env.ctl("destroy", "nothere")
         h.check(r.returncode == 1 and "no machine named" in r.stderr, "DestroyMachine of an unknown machine: NoSuchMachine")
         r = env.ctl("rm", "m")
-        h.check(r.returncode == 1 and "used by a machine" in r.stderr, "RemoveImage while a machine uses it: ImageBusy")
+        h.check(r.returncode == 1 and "used by 1 machine: vm-off" in r.stderr, "RemoveImage while a machine uses it: ImageBusy, naming it")
 
         # restart: the test driver forgets its domains; the directory stays and is listed as undefined.
         # Also: an empty machine directory (a crash between mkdir and the .creating marker) is

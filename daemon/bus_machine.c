@@ -1,0 +1,321 @@
+/* bus_machine.c: the machine methods of the Manager (CreateMachine, ListMachines, GetMachine,
+ * Start/Stop/Reboot/DestroyMachine, OpenConsole) and the machine signals. The work is done
+ * by the create job (machine_ops.c) or by lifecycle.c on a thread; handlers check and reply. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sysinfo.h>
+#include <unistd.h>
+
+#include "bus.h"
+#include "errors.h"
+#include "import.h"
+#include "lifecycle.h"
+#include "log.h"
+#include "machine_ops.h"
+#include "opts.h"
+
+/* The host's limits and what machines (and creations under way) have of them. */
+void bus_capacity(struct manager *m, struct capacity *c) {
+        struct machine_totals t;
+        machines_totals(m->machines, &t);
+        struct sysinfo si;
+        uint64_t ram_mib = sysinfo(&si) == 0 ? (uint64_t)si.totalram * si.mem_unit >> 20 : 0;
+        *c = (struct capacity){ .online_cpus = sysconf(_SC_NPROCESSORS_ONLN), .cpu_overcommit = m->conf.cpu_overcommit,
+                                .ram_mib = ram_mib, .reserved_memory_mib = m->conf.reserved_memory_mib,
+                                .committed_cores = t.cores, .committed_memory_mib = t.memory_mib };
+        for (struct job *j = jobs_first(m->jobs); j; j = j->next)
+                if (j->kind == &create_kind) {
+                        const struct create_job *cj = j->payload;
+                        c->committed_cores += cj->p.cores;
+                        c->committed_memory_mib += cj->p.memory_mib;
+                }
+}
+
+uint64_t bus_committed_scratch(struct manager *m) {
+        struct machine_totals t;
+        machines_totals(m->machines, &t);
+        for (struct job *j = jobs_first(m->jobs); j; j = j->next)
+                if (j->kind == &create_kind)
+                        t.scratch_bytes += ((const struct create_job *)j->payload)->p.scratch_bytes;
+        return t.scratch_bytes;
+}
+
+/* A non-root caller may act only on the machines it created. */
+static int check_owner(uid_t uid, const struct machine *x, const char *what, sd_bus_error *ret) {
+        if (uid == 0 || uid == x->owner)
+                return 0;
+        return bus_fail(ret, HV_E_ACCESS, "%s: machine %s belongs to uid %u; only that user and root may do this (caller uid %u)", what,
+                        x->name, x->owner, (unsigned)uid);
+}
+
+int bus_method_create_machine(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
+        struct manager *m = ud;
+        uid_t uid;
+        const char *image, *name;
+        uint32_t cores;
+        struct opt_value opts[OPTS_MAX];
+        size_t n_opts;
+        int r;
+        if ((r = bus_check_access(m, msg, "CreateMachine", &uid, ret)) < 0 ||
+            (r = sd_bus_message_read(msg, "ssu", &image, &name, &cores)) < 0 || (r = bus_check_name(image, "image", ret)) < 0 ||
+            (r = bus_check_name(name, "machine", ret)) < 0 || (r = bus_read_options(msg, opts, &n_opts, ret)) < 0)
+                return r;
+        const struct create_defaults defaults = {
+                .hypervisor = m->hypervisor,
+                .scratch_fs = m->conf.scratch_filesystem,
+                .network = m->conf.network,
+                .online_cpus = sysconf(_SC_NPROCESSORS_ONLN),
+                .cpu_overcommit = m->conf.cpu_overcommit,
+                .memory_per_core_mib = m->conf.memory_per_core_mib,
+                .scratch_per_core_gib = m->conf.scratch_per_core_gib,
+                .max_scratch_size = m->conf.max_scratch_size,
+        };
+        struct create_params cp;
+        struct hv_error e = { 0 };
+        if ((r = opts_create(opts, n_opts, cores, &defaults, &cp, &e)) < 0)
+                return bus_reply_error(ret, &e);
+        if (m->stopping)
+                return bus_fail(ret, HV_E_FAILED, "hvwgd is shutting down");
+        if (!store_find(&m->store, image))
+                return bus_fail(ret, HV_E_NO_SUCH_IMAGE, "no image named %s", image);
+        struct job *other = jobs_find_target(m->jobs, &fetch_kind, image);
+        if (other)
+                return bus_fail(ret, HV_E_IMAGE_BUSY, "image %s is being replaced by job %u", image, other->id);
+        struct machine old;
+        if (machines_get(m->machines, name, &old))
+                return bus_fail(ret, HV_E_MACHINE_EXISTS, "machine %s already exists (%s%s%s)%s", name, old.state,
+                                old.reason[0] ? ", " : "", old.reason,
+                                strcmp(old.state, "undefined") == 0 ? ": DestroyMachine clears what is left of it" : "");
+        if (jobs_find_target(m->jobs, &create_kind, name))
+                return bus_fail(ret, HV_E_MACHINE_EXISTS, "machine %s is being created", name);
+        struct capacity cap;
+        bus_capacity(m, &cap);
+        if ((r = capacity_check(&cap, cp.cores, cp.memory_mib, &e)) < 0)
+                return bus_reply_error(ret, &e);
+        if ((r = bus_check_quota(m, uid, ret)) < 0)
+                return r;
+        snprintf(cp.image, sizeof(cp.image), "%s", image);
+        snprintf(cp.image_path, sizeof(cp.image_path), "%s/%s.raw", m->conf.image_root, image);
+        struct create_job *cj = create_job_new(name, &cp, uid, m->snap, m->virt, m->machines);
+        struct job *j = cj ? job_new(m->jobs, &create_kind, name, image, uid, cj) : NULL;
+        if (!j)
+                return -ENOMEM;
+        log_info("job %u: create %smachine %s from %s: %u cores, %llu MiB, scratch %llu GiB, %s (uid %u)", j->id,
+                 cp.transient ? "transient " : "", name, image, cores, (unsigned long long)cp.memory_mib,
+                 (unsigned long long)(cp.scratch_bytes >> 30), dom_hv_name(cp.hv), (unsigned)uid);
+        return bus_announce_job(m, msg, j);
+}
+
+int bus_method_list_machines(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
+        (void)ret;
+        struct manager *m = ud;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r = sd_bus_message_new_method_return(msg, &reply);
+        _cleanup_free_ struct machine *a = NULL;
+        int n = r >= 0 ? machines_snapshot(m->machines, &a) : 0;
+        if (n < 0)
+                r = n;
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "(ssuttss)");
+        for (int i = 0; i < n && r >= 0; i++)
+                r = sd_bus_message_append(reply, "(ssuttss)", a[i].name, a[i].uuid, a[i].cores, a[i].memory_mib, a[i].scratch_bytes,
+                                          a[i].image, a[i].state);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        return r < 0 ? r : sd_bus_send(NULL, reply, NULL);
+}
+
+/* ---- calls answered when lifecycle.c's thread is done ---- */
+
+struct life_call_reply {
+        struct manager *m;
+        sd_bus_message *msg;
+        struct audit_rec *audit; /* NULL for reading calls */
+        enum life_op op;
+};
+
+static int append_details(struct manager *m, sd_bus_message *reply, const struct life_result *res) {
+        const struct machine *x = &res->m;
+        struct image *img = store_find(&m->store, x->image);
+        int r = sd_bus_message_open_container(reply, 'a', "{sv}");
+#define ENTRY(key, type, value) \
+        if (r >= 0)             \
+        r = sd_bus_message_append(reply, "{sv}", key, type, value)
+        ENTRY("name", "s", x->name);
+        ENTRY("uuid", "s", x->uuid);
+        ENTRY("cores", "u", x->cores);
+        ENTRY("memory_mib", "t", x->memory_mib);
+        ENTRY("scratch_bytes", "t", x->scratch_bytes);
+        ENTRY("image", "s", x->image);
+        ENTRY("image_sha512", "s", img ? img->sha512 : "");
+        ENTRY("state", "s", x->state);
+        ENTRY("state_reason", "s", x->reason);
+        ENTRY("state_changed_usec", "t", x->state_usec);
+        ENTRY("owner_uid", "u", x->owner);
+        ENTRY("created_usec", "t", x->created_usec);
+        ENTRY("transient", "b", (int)x->transient);
+        ENTRY("hypervisor", "s", x->hypervisor);
+        ENTRY("network", "s", x->network);
+        ENTRY("console_log", "s", res->console_path);
+#undef ENTRY
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'e', "sv");
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "s", "disks");
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'v', "a(sst)");
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "(sst)");
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "(sst)", "root", res->root_path, res->root_allocated);
+        if (r >= 0 && x->scratch_path[0])
+                r = sd_bus_message_append(reply, "(sst)", "scratch", x->scratch_path, res->scratch_allocated);
+        for (int i = 0; i < 4 && r >= 0; i++)
+                r = sd_bus_message_close_container(reply);
+        return r;
+}
+
+static void life_replied(void *ud, int r, const struct hv_error *e, const struct life_result *res) {
+        struct life_call_reply *c = ud;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        if (r >= 0) {
+                r = sd_bus_message_new_method_return(c->msg, &reply);
+                if (r >= 0 && c->op == LIFE_CONSOLE)
+                        r = sd_bus_message_append(reply, "h", res->fd); /* the message holds a duplicate */
+                else if (r >= 0 && c->op == LIFE_DETAILS)
+                        r = append_details(c->m, reply, res);
+                if (r >= 0)
+                        r = sd_bus_send(NULL, reply, NULL);
+                if (r < 0)
+                        log_warning("cannot reply to %s: %s", sd_bus_message_get_member(c->msg), strerror(-r));
+                if (c->audit)
+                        audit_end(c->audit, NULL, res->console_log[0] ? res->console_log : "ok");
+        } else {
+                (void)sd_bus_reply_method_errorf(c->msg, hv_error_name(e), "%s", e->msg);
+                if (c->audit)
+                        audit_end(c->audit, hv_error_name(e), e->msg);
+        }
+        if (res->fd >= 0)
+                close(res->fd);
+        sd_bus_message_unref(c->msg);
+        free(c->audit);
+        free(c);
+}
+
+/* Hands op on the machine to lifecycle.c; the reply follows from life_replied(). */
+static int run_life(struct manager *m, sd_bus_message *msg, enum life_op op, const char *name, const struct life_args *a, bool audited,
+                    sd_bus_error *ret) {
+        struct life_call_reply *c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        *c = (struct life_call_reply){ .m = m, .msg = sd_bus_message_ref(msg), .op = op };
+        struct hv_error e = { 0 };
+        int r = lifecycle_run(m->life, op, name, a, life_replied, c, &e);
+        if (r < 0) {
+                sd_bus_message_unref(c->msg);
+                free(c);
+                return bus_reply_error(ret, &e);
+        }
+        if (audited)
+                c->audit = bus_audit_defer(m);
+        return 1;
+}
+
+/* The common start of the calls on one machine: access (for changes), the name, the record,
+ * its owner. */
+static int machine_call(struct manager *m, sd_bus_message *msg, const char *what, bool change, struct machine *x, sd_bus_error *ret) {
+        uid_t uid = 0;
+        const char *name;
+        int r;
+        if ((r = bus_check_access(m, msg, what, &uid, ret)) < 0 || (r = sd_bus_message_read(msg, "s", &name)) < 0 ||
+            (r = bus_check_name(name, "machine", ret)) < 0)
+                return r;
+        struct job *j = jobs_find_target(m->jobs, &create_kind, name);
+        if (change && j)
+                return bus_fail(ret, HV_E_FAILED, "machine %s is being created by job %u%s", name, j->id,
+                                strcmp(what, "DestroyMachine") == 0 ? ": cancel that job instead" : "; wait for it to end");
+        if (!machines_get(m->machines, name, x))
+                return bus_fail(ret, HV_E_NO_SUCH_MACHINE, "no machine named %s", name);
+        return check_owner(uid, x, what, ret);
+}
+
+int bus_method_destroy_machine(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
+        struct manager *m = ud;
+        struct machine x;
+        struct opt_value opts[OPTS_MAX];
+        size_t n_opts;
+        bool keep;
+        struct hv_error e = { 0 };
+        int r = machine_call(m, msg, "DestroyMachine", true, &x, ret);
+        if (r < 0 || (r = bus_read_options(msg, opts, &n_opts, ret)) < 0)
+                return r;
+        if ((r = opts_destroy(opts, n_opts, &keep, &e)) < 0)
+                return bus_reply_error(ret, &e);
+        log_info("destroying machine %s%s", x.name, keep ? " (keeping its disks)" : "");
+        struct life_args a = { .keep_disks = keep, .reason = "destroyed" };
+        return run_life(m, msg, LIFE_DESTROY, x.name, &a, true, ret);
+}
+
+int bus_method_start_machine(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
+        struct machine x;
+        int r = machine_call(ud, msg, "StartMachine", true, &x, ret);
+        return r < 0 ? r : run_life(ud, msg, LIFE_START, x.name, NULL, true, ret);
+}
+
+int bus_method_reboot_machine(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
+        struct machine x;
+        int r = machine_call(ud, msg, "RebootMachine", true, &x, ret);
+        return r < 0 ? r : run_life(ud, msg, LIFE_REBOOT, x.name, NULL, true, ret);
+}
+
+int bus_method_stop_machine(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
+        struct machine x;
+        struct opt_value opts[OPTS_MAX];
+        size_t n_opts;
+        struct stop_params sp;
+        struct hv_error e = { 0 };
+        int r = machine_call(ud, msg, "StopMachine", true, &x, ret);
+        if (r < 0 || (r = bus_read_options(msg, opts, &n_opts, ret)) < 0)
+                return r;
+        if ((r = opts_stop(opts, n_opts, &sp, &e)) < 0)
+                return bus_reply_error(ret, &e);
+        struct life_args a = { .force = sp.force, .have_timeout = sp.have_timeout, .timeout_sec = sp.timeout_sec };
+        return run_life(ud, msg, LIFE_STOP, x.name, &a, true, ret);
+}
+
+int bus_method_open_console(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
+        struct machine x;
+        int r = machine_call(ud, msg, "OpenConsole", false, &x, ret);
+        return r < 0 ? r : run_life(ud, msg, LIFE_CONSOLE, x.name, NULL, false, ret);
+}
+
+int bus_method_get_machine(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
+        struct manager *m = ud;
+        const char *name;
+        int r = sd_bus_message_read(msg, "s", &name);
+        if (r < 0 || (r = bus_check_name(name, "machine", ret)) < 0)
+                return r;
+        return run_life(m, msg, LIFE_DETAILS, name, NULL, false, ret);
+}
+
+/* ---- signals ---- */
+
+static void on_machine_event(void *ud, const struct machine_event *ev) {
+        struct manager *m = ud;
+        const char *state = ev->kind == MACHINE_REMOVED ? "undefined" : ev->m.state;
+        int r = sd_bus_emit_signal(m->bus, HV_OBJ_PATH, HV_MANAGER_IFACE, "MachineStateChanged", "ss", ev->m.name, state);
+        if (r >= 0 && ev->kind == MACHINE_REMOVED)
+                r = sd_bus_emit_signal(m->bus, HV_OBJ_PATH, HV_MANAGER_IFACE, "MachineRemoved", "sss", ev->m.name, ev->reason,
+                                       ev->console_log);
+        if (r >= 0)
+                r = sd_bus_emit_properties_changed(m->bus, HV_OBJ_PATH, HV_MANAGER_IFACE, "CommittedCores", "CommittedMemoryMiB",
+                                                   "CommittedScratchBytes", NULL);
+        if (r < 0)
+                log_warning("cannot emit the signals of machine %s: %s", ev->m.name, strerror(-r));
+}
+
+int bus_machine_setup(struct manager *m) {
+        return machines_subscribe(m->machines, on_machine_event, m);
+}
