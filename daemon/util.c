@@ -284,3 +284,13 @@ void hv_hex(const uint8_t *in, size_t n, char *out) {
         }
         out[2 * n] = 0;
 }
+
+bool hv_fault(const char *point) {
+        const char *v = getenv("HVWGD_FAULT");
+        size_t n = strlen(point);
+        for (const char *p = v; p && *p; p += strcspn(p, ",") + (p[strcspn(p, ",")] == ',')) {
+                if (strncmp(p, point, n) == 0 && (p[n] == ',' || p[n] == 0))
+                        return true;
+        }
+        return false;
+}

@@ -96,6 +96,9 @@ int hv_write_file_atomic(const char *path, const char *content, size_t len, unsi
 /* Reads a small file whole (max bytes); NUL-terminated. */
 int hv_read_file(const char *path, size_t max, char **ret, size_t *ret_len);
 void hv_hex(const uint8_t *in, size_t n, char *out);
+/* Fault injection for the tests: true when the environment variable HVWGD_FAULT names point
+ * (comma-separated). Unset in every real deployment. */
+bool hv_fault(const char *point);
 /* A random (version 4) UUID, and its 36-character text form (out: 37 bytes). */
 void hv_uuid_random(uint8_t u[16]);
 void hv_uuid_format(const uint8_t u[16], char *out);

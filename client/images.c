@@ -1,0 +1,254 @@
+/* images.c: status, fetch, images, inspect, rm. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ctl.h"
+
+/* ---- status ---- */
+
+int cmd_status(sd_bus *bus) {
+        static const struct {
+                const char *prop, *key;
+                char type;
+        } props[] = {
+                { "Version", "version", 's' },
+                { "ImageRoot", "image_root", 's' },
+                { "MachineRoot", "machine_root", 's' },
+                { "LibvirtURI", "libvirt_uri", 's' },
+                { "Hypervisor", "hypervisor", 's' },
+                { "ScratchPerCoreGiB", "scratch_per_core_gib", 't' },
+                { "MemoryPerCoreMiB", "memory_per_core_mib", 't' },
+                { "MaxImageSize", "max_image_size", 't' },
+                { "ActiveJobs", "active_jobs", 'u' },
+                { "CommittedCores", "committed_cores", 'u' },
+                { "CapacityCores", "capacity_cores", 'u' },
+                { "CommittedMemoryMiB", "committed_memory_mib", 't' },
+                { "CapacityMemoryMiB", "capacity_memory_mib", 't' },
+                { "CommittedScratchBytes", "committed_scratch_bytes", 't' },
+        };
+        json_object *o = json_object_new_object();
+        for (size_t i = 0; i < ELEMENTSOF(props); i++) {
+                sd_bus_error e = SD_BUS_ERROR_NULL;
+                int r;
+                if (props[i].type == 's') {
+                        char *v = NULL;
+                        if ((r = sd_bus_get_property_string(bus, BUS_NAME, OBJ, MGR, props[i].prop, &e, &v)) >= 0)
+                                json_object_object_add(o, props[i].key, json_object_new_string(v));
+                        free(v);
+                } else if (props[i].type == 'u') {
+                        uint32_t v = 0;
+                        if ((r = sd_bus_get_property_trivial(bus, BUS_NAME, OBJ, MGR, props[i].prop, &e, 'u', &v)) >= 0)
+                                json_object_object_add(o, props[i].key, json_object_new_int64(v));
+                } else {
+                        uint64_t v = 0;
+                        if ((r = sd_bus_get_property_trivial(bus, BUS_NAME, OBJ, MGR, props[i].prop, &e, 't', &v)) >= 0)
+                                json_object_object_add(o, props[i].key, json_object_new_uint64(v));
+                }
+                if (r < 0) {
+                        json_object_put(o);
+                        r = ctl_fail_bus("reading properties", &e, r);
+                        sd_bus_error_free(&e);
+                        return r;
+                }
+        }
+        if (arg.json) {
+                ctl_print_json(o);
+                return EXIT_OK;
+        }
+        json_object_object_foreach(o, key, val) {
+                char b[32];
+                if (json_object_get_type(val) == json_type_string)
+                        printf("%-24s %s\n", key, json_object_get_string(val));
+                else if (strcmp(key, "max_image_size") == 0 || strcmp(key, "committed_scratch_bytes") == 0)
+                        printf("%-24s %s\n", key, ctl_size(json_object_get_uint64(val), b, sizeof(b)));
+                else
+                        printf("%-24s %llu\n", key, (unsigned long long)json_object_get_uint64(val));
+        }
+        json_object_put(o);
+        return EXIT_OK;
+}
+
+/* ---- fetch ---- */
+
+int cmd_fetch(sd_bus *bus, const char *uri, const char *name) {
+        uint64_t size = 0, max_size = 0;
+        if (arg.size && hv_parse_size(arg.size, &size) < 0)
+                return ctl_usage("invalid --size %s", arg.size);
+        if (arg.max_size && (hv_parse_size(arg.max_size, &max_size) < 0 || max_size == 0))
+                return ctl_usage("invalid --max-size %s (e.g. 20G)", arg.max_size);
+        sd_bus_message *m = NULL;
+        int r = ctl_new_call(bus, &m, "FetchImage");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "ss", uri, name ? name : "");
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, 'a', "{sv}");
+        if (r >= 0 && arg.sha512)
+                r = sd_bus_message_append(m, "{sv}", "sha512", "s", arg.sha512);
+        if (r >= 0 && arg.size)
+                r = sd_bus_message_append(m, "{sv}", "size", "t", size);
+        if (r >= 0 && arg.max_size)
+                r = sd_bus_message_append(m, "{sv}", "max_size", "t", max_size);
+        if (r >= 0 && arg.replace)
+                r = sd_bus_message_append(m, "{sv}", "replace", "b", 1);
+        if (r >= 0 && arg.raw)
+                r = sd_bus_message_append(m, "{sv}", "compression", "s", "none");
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        if (r < 0) {
+                sd_bus_message_unref(m);
+                return EXIT_FAILED;
+        }
+        r = ctl_run_job(bus, m, "FetchImage");
+        sd_bus_message_unref(m);
+        return r;
+}
+
+/* ---- images ---- */
+
+int cmd_images(sd_bus *bus) {
+        sd_bus_message *reply = NULL;
+        int r = ctl_call(bus, "ListImages", &reply, "");
+        if (r < 0)
+                return -r;
+        json_object *arr = json_object_new_array();
+        r = sd_bus_message_enter_container(reply, 'a', "(sttts)");
+        const char *name, *source;
+        uint64_t size, alloc, created;
+        while (r >= 0 && (r = sd_bus_message_read(reply, "(sttts)", &name, &size, &alloc, &created, &source)) > 0) {
+                json_object *o = json_object_new_object();
+                json_object_object_add(o, "name", json_object_new_string(name));
+                json_object_object_add(o, "size", json_object_new_uint64(size));
+                json_object_object_add(o, "allocated", json_object_new_uint64(alloc));
+                json_object_object_add(o, "created_usec", json_object_new_uint64(created));
+                json_object_object_add(o, "source", json_object_new_string(source));
+                json_object_array_add(arr, o);
+        }
+        sd_bus_message_unref(reply);
+        if (r < 0) {
+                json_object_put(arr);
+                return ctl_bad_reply(r);
+        }
+        if (arg.json) {
+                ctl_print_json(arr);
+                return EXIT_OK;
+        }
+        size_t n = json_object_array_length(arr);
+        if (n && ctl_legend())
+                printf("%-24s %12s %12s %-19s %s\n", "NAME", "SIZE", "ALLOCATED", "CREATED", "SOURCE");
+        for (size_t i = 0; i < n; i++) {
+                json_object *o = json_object_array_get_idx(arr, i), *v;
+                char a[32], b[32], c[32];
+                json_object_object_get_ex(o, "name", &v);
+                const char *nm = json_object_get_string(v);
+                json_object_object_get_ex(o, "size", &v);
+                uint64_t s = json_object_get_uint64(v);
+                json_object_object_get_ex(o, "allocated", &v);
+                uint64_t al = json_object_get_uint64(v);
+                json_object_object_get_ex(o, "created_usec", &v);
+                uint64_t cr = json_object_get_uint64(v);
+                json_object_object_get_ex(o, "source", &v);
+                printf("%-24s %12s %12s %-19s %s\n", nm, ctl_size(s, a, sizeof(a)), ctl_size(al, b, sizeof(b)), ctl_time(cr, c, sizeof(c)),
+                       json_object_get_string(v));
+        }
+        if (!n)
+                ctl_none("images");
+        json_object_put(arr);
+        return EXIT_OK;
+}
+
+/* ---- inspect: GetImage (sha512, the machines using it) and the partition table ---- */
+
+static int read_partitions(sd_bus_message *reply, json_object *o) {
+        const char *table;
+        uint64_t size;
+        int r = sd_bus_message_read(reply, "st", &table, &size);
+        if (r < 0)
+                return r;
+        json_object_object_add(o, "table", json_object_new_string(table));
+        json_object *arr = json_object_new_array();
+        json_object_object_add(o, "partitions", arr);
+        r = sd_bus_message_enter_container(reply, 'a', "(uybtts)");
+        uint32_t num;
+        uint8_t type;
+        int boot;
+        uint64_t off, psize;
+        const char *fs;
+        while (r >= 0 && (r = sd_bus_message_read(reply, "(uybtts)", &num, &type, &boot, &off, &psize, &fs)) > 0) {
+                json_object *p = json_object_new_object();
+                json_object_object_add(p, "number", json_object_new_int64(num));
+                json_object_object_add(p, "type", json_object_new_int64(type));
+                json_object_object_add(p, "bootable", json_object_new_boolean(boot));
+                json_object_object_add(p, "offset", json_object_new_uint64(off));
+                json_object_object_add(p, "size", json_object_new_uint64(psize));
+                json_object_object_add(p, "filesystem", json_object_new_string(fs));
+                json_object_array_add(arr, p);
+        }
+        return r;
+}
+
+static const char *str_of(json_object *o, const char *key) {
+        json_object *v;
+        return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : "";
+}
+
+static uint64_t u64_of(json_object *o, const char *key) {
+        json_object *v;
+        return json_object_object_get_ex(o, key, &v) ? json_object_get_uint64(v) : 0;
+}
+
+int cmd_inspect(sd_bus *bus, const char *name) {
+        sd_bus_message *reply = NULL;
+        json_object *o = NULL;
+        int r = ctl_call(bus, "GetImage", &reply, "s", name);
+        if (r < 0)
+                return -r;
+        r = ctl_read_dict(reply, &o);
+        sd_bus_message_unref(reply);
+        if (r < 0)
+                return ctl_bad_reply(r);
+        reply = NULL;
+        if ((r = ctl_call(bus, "InspectImage", &reply, "s", name)) < 0) {
+                json_object_put(o);
+                return -r;
+        }
+        r = read_partitions(reply, o);
+        sd_bus_message_unref(reply);
+        if (r < 0) {
+                json_object_put(o);
+                return ctl_bad_reply(r);
+        }
+        if (arg.json) {
+                ctl_print_json(o);
+                return EXIT_OK;
+        }
+        char b[32], c[32];
+        printf("Image %s: %s table, %s (%s allocated), created %s\n", name, str_of(o, "table"), ctl_size(u64_of(o, "size"), b, sizeof(b)),
+               ctl_size(u64_of(o, "allocated"), c, sizeof(c)), ctl_time(u64_of(o, "created_usec"), c, sizeof(c)));
+        printf("Source:   %s\nSHA-512:  %s\n", str_of(o, "source"), *str_of(o, "sha512") ? str_of(o, "sha512") : "-");
+        json_object *ms;
+        json_object_object_get_ex(o, "machines", &ms);
+        printf("Machines:");
+        for (size_t i = 0; ms && i < json_object_array_length(ms); i++)
+                printf("%s%s", i ? ", " : " ", json_object_get_string(json_object_array_get_idx(ms, i)));
+        printf("%s\n\n", ms && json_object_array_length(ms) ? "" : " none");
+        json_object *arr;
+        json_object_object_get_ex(o, "partitions", &arr);
+        if (ctl_legend())
+                printf("%-4s %-6s %-4s %14s %14s %s\n", "NR", "TYPE", "BOOT", "OFFSET", "SIZE", "FILESYSTEM");
+        for (size_t i = 0; i < json_object_array_length(arr); i++) {
+                json_object *p = json_object_array_get_idx(arr, i), *v;
+                char s1[32], s2[32];
+                json_object_object_get_ex(p, "bootable", &v);
+                printf("%-4d 0x%02x   %-4s %14s %14s %s\n", (int)u64_of(p, "number"), (int)u64_of(p, "type"), json_object_get_boolean(v) ? "*" : "",
+                       ctl_size(u64_of(p, "offset"), s1, sizeof(s1)), ctl_size(u64_of(p, "size"), s2, sizeof(s2)), str_of(p, "filesystem"));
+        }
+        json_object_put(o);
+        return EXIT_OK;
+}
+
+int cmd_rm(sd_bus *bus, const char *name) {
+        int r = ctl_call(bus, "RemoveImage", NULL, "s", name);
+        return r < 0 ? -r : EXIT_OK;
+}
