@@ -38,7 +38,7 @@ int ctl_connect(sd_bus **ret) {
                 r = sd_bus_open_system(&bus);
         if (r < 0) {
                 sd_bus_unref(bus);
-                return ctl_error("org.freedesktop.DBus.Error.NoServer", "cannot connect to the bus %s: %s",
+                return ctl_error(SD_BUS_ERROR_NO_SERVER, "cannot connect to the bus %s: %s",
                                  arg.address ? arg.address : "(system)", strerror(-r));
         }
         *ret = bus;

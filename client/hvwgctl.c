@@ -118,8 +118,10 @@ int main(int argc, char **argv) {
                                 arg.json = JSON_SHORT;
                         else if (strcmp(optarg, "pretty") == 0)
                                 arg.json = JSON_PRETTY;
-                        else
+                        else {
+                                arg.json = JSON_SHORT; /* JSON was asked for: the error is JSON too */
                                 return ctl_usage("invalid --json=%s (short or pretty)", optarg);
+                        }
                         break;
                 case 'q':
                 case O_QUIET: arg.quiet = true; break;

@@ -209,7 +209,7 @@ int ctl_run_job(sd_bus *bus, sd_bus_message *m, const char *method) {
         if (r >= 0)
                 r = sd_bus_add_match(bus, NULL,
                                      "type='signal',sender='" BUS_NAME "',interface='org.freedesktop.DBus.Properties',"
-                                     "member='PropertiesChanged',path_namespace='/org/hepix/hvwg1/job'",
+                                     "member='PropertiesChanged',path_namespace='" HV_JOB_PREFIX "'",
                                      on_job_props, &w);
         if (r >= 0)
                 r = sd_bus_call(bus, m, 0, &e, &reply);
@@ -248,7 +248,7 @@ int ctl_wait_job(sd_bus *bus, uint32_t id) {
         if (r >= 0)
                 r = sd_bus_add_match(bus, NULL,
                                      "type='signal',sender='" BUS_NAME "',interface='org.freedesktop.DBus.Properties',"
-                                     "member='PropertiesChanged',path_namespace='/org/hepix/hvwg1/job'",
+                                     "member='PropertiesChanged',path_namespace='" HV_JOB_PREFIX "'",
                                      on_job_props, &w);
         if (r < 0)
                 return ctl_error(NULL, "cannot subscribe to the job signals: %s", strerror(-r));
@@ -269,7 +269,7 @@ int ctl_wait_job(sd_bus *bus, uint32_t id) {
         if (!found) {
                 sd_bus_process(bus, NULL);
                 if (!w.done)
-                        return ctl_error("org.hepix.hvwg1.Error.NoSuchJob", "no job with id %u (it has ended, or never was)", id);
+                        return ctl_error(HV_ERROR_NO_SUCH_JOB, "no job with id %u (it has ended, or never was)", id);
         }
         return wait_job(bus, &w);
 }
@@ -370,7 +370,7 @@ int cmd_watch(sd_bus *bus) {
         if (r >= 0)
                 r = sd_bus_add_match(bus, NULL,
                                      "type='signal',sender='" BUS_NAME "',interface='org.freedesktop.DBus.Properties',"
-                                     "member='PropertiesChanged',path_namespace='/org/hepix/hvwg1/job'",
+                                     "member='PropertiesChanged',path_namespace='" HV_JOB_PREFIX "'",
                                      on_watch_signal, NULL);
         if (r < 0)
                 return ctl_error(NULL, "cannot subscribe to the signals of hvwgd: %s", strerror(-r));

@@ -35,7 +35,9 @@ def main():
             for k, v in opts.items():
                 args.append(f"--{k}" + ("" if v is True else f"={v}"))
             r = env.ctl(*args)
-            h.check(r.returncode in (1, 4) and error in r.stderr and all(w in r.stderr for w in words),
+            # InvalidArgs is a usage error: exit 2, whoever caught it
+            h.check(r.returncode == (2 if error == "InvalidArgs" else 1 if error != "AccessDenied" else 4) and error in r.stderr and
+                    all(w in r.stderr for w in words),
                     f"{error} at call time: {r.stderr.strip()}")
             h.check(env.store_files() == before, f"  store unchanged after {error}")
 
