@@ -6,7 +6,7 @@ CPU count, memory, the disk labelled scratch, its size, and a write and read on 
 
 Hypervisor qemu (TCG): on these machines /dev/kvm exists but nested KVM cannot boot a Linux
 guest, so `auto` is not trusted here."""
-import os, re, shutil, subprocess, sys, tempfile, time
+import json, os, re, shutil, signal, subprocess, sys, tempfile, time
 sys.path.insert(0, os.path.dirname(__file__))
 import harness as h
 
@@ -66,6 +66,47 @@ def main():
             h.check(r.returncode == 0 and not os.path.exists(os.path.join(env.machines, "vm1")), "DestroyMachine")
             r = subprocess.run(["virsh", "-c", uri, "list", "--all", "--name"], capture_output=True, text=True)
             h.check("vm1" not in r.stdout.split(), "libvirt no longer knows vm1")
+
+            # a batch job's VM: transient, followed with console -f, gone by itself when the guest powers off
+            watch = subprocess.Popen([h.HVWGCTL, "--bus-address=" + env.address, "--json", "watch"], stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, text=True)
+            time.sleep(0.5)
+            t0 = time.time()
+            r = env.ctl("create", "guest", "vm2", "--cores=1", "--hypervisor=qemu", "--transient")
+            h.check(r.returncode == 0, "a transient machine on the real libvirtd: " + (r.stderr.strip() or "started"))
+            follow = subprocess.Popen([h.HVWGCTL, "--bus-address=" + env.address, "console", "-f", "vm2"], stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True)
+            try:
+                out, err = follow.communicate(timeout=180)
+            except subprocess.TimeoutExpired:
+                follow.kill()
+                out, err = follow.communicate()
+            h.check(follow.returncode == 0 and "HVWG-GUEST: booted" in out and "HVWG-GUEST: powering off" in out,
+                    f"console -f follows the guest until it stops ({time.time() - t0:.0f} s): {err.strip()}")
+            gone = h.wait_for(lambda: "vm2" not in {x[0] for x in env.call("ListMachines")[0]} and
+                              not os.path.exists(os.path.join(env.machines, "vm2")), 30)
+            h.check(gone, "the transient machine removed itself, disks and all")
+            time.sleep(0.5)
+            watch.send_signal(signal.SIGINT)
+            wout, _ = watch.communicate(timeout=10)
+            ev = [e for e in map(json.loads, wout.splitlines()) if e.get("event") == "machine_removed" and e["name"] == "vm2"]
+            h.check(len(ev) == 1 and ev[0]["reason"] == "poweroff", f"MachineRemoved(vm2, poweroff): {ev}")
+            kept = ev[0]["console_log"] if ev else ""
+            text = open(kept, errors="replace").read() if kept and os.path.exists(kept) else ""
+            h.check(kept.startswith(os.path.join(env.machines, ".logs", "vm2-")) and "HVWG-GUEST: powering off" in text,
+                    f"the kept console log {kept} holds the guest's output")
+            r = subprocess.run(["virsh", "-c", uri, "list", "--all", "--name"], capture_output=True, text=True)
+            h.check("vm2" not in r.stdout.split(), "libvirt no longer knows vm2")
+
+            # DestroyMachine at the moment the guest powers off by itself (test_lifecycle repeats
+            # the race many times on test:///default; this is the real QEMU once)
+            r = env.ctl("create", "guest", "vm3", "--cores=1", "--hypervisor=qemu", "--scratch=0")
+            log3 = os.path.join(env.machines, "vm3", "console.log")
+            seen = h.wait_for(lambda: os.path.exists(log3) and "HVWG-GUEST: powering off" in open(log3, errors="replace").read(), 120, 0.01)
+            r = env.ctl("destroy", "vm3")
+            h.check(seen and r.returncode == 0 and "vm3" not in {x[0] for x in env.call("ListMachines")[0]} and
+                    not os.path.exists(os.path.join(env.machines, "vm3")),
+                    "DestroyMachine as the guest powers off: the machine is gone " + r.stderr.strip())
     finally:
         h.stop_process(libvirtd)
         if os.environ.get("HVWG_KEEP_TMP"):

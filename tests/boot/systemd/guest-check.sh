@@ -66,8 +66,13 @@ check "the image is still there" sh -c 'hvwgctl images | grep -q "^small "'
 # 4. a machine on test:///default, created and destroyed inside the unit's sandbox
 check "hvwgctl create on test:///default" hvwgctl -q create small vm1 --cores=1
 check "hvwgctl machines lists vm1 with its scratch disk" sh -c 'hvwgctl machines | grep -q "^vm1 " && [ -f /var/lib/hvwgd/machines/vm1/scratch.img ]'
+check "hvwgctl stop, show: shut-off, then start: running" sh -c 'hvwgctl -q stop vm1 && hvwgctl show vm1 | grep -q "State: *shut-off" && hvwgctl -q start vm1 && hvwgctl --json show vm1 | grep -q "\"state\":\"running\""'
+check "hvwg member: a machine of its own, started and stopped" sh -c 'runuser -u hvwgtest -- hvwgctl -q create small vm2 --cores=1 --scratch=0 && runuser -u hvwgtest -- hvwgctl -q stop vm2 --force'
+refused "hvwg member: root's machine is not its to destroy" as hvwgtest hvwgctl destroy vm1
 check "hvwgctl destroy" hvwgctl destroy vm1
 check "machine directory gone" sh -c '! [ -e /var/lib/hvwgd/machines/vm1 ]'
+check "hvwg member: destroys its own machine" as hvwgtest hvwgctl destroy vm2
+check "the audit trail in the journal names the refused caller" sh -c "journalctl -b -u hvwgd -o cat --no-pager | grep -q 'audit: uid=$(id -u hvwgtest) pid=[0-9]* DestroyMachine(\"vm1\", {}) → refused'"
 
 # 5. systemctl reload applies a changed limit (MaxImageSize) without a restart
 check "big8 (8 MiB) fetches under MaxImageSize=64G" hvwgctl -q fetch file:///srv/hvwg-src/big8.img.gz big8
