@@ -58,17 +58,6 @@ struct life_call {
 HV_DEFINE_CLEANUP(virConnectPtr, virConnectClose)
 HV_DEFINE_CLEANUP(virDomainPtr, virDomainFree)
 
-const char *life_end_reason(const char *state, const char *reason) {
-        if ((strcmp(state, "shut-off") != 0 && strcmp(state, "crashed") != 0 && strcmp(state, "undefined") != 0) ||
-            strcmp(reason, "disks-kept") == 0)
-                return NULL;
-        static const char *const known[] = { "poweroff", "crash", "destroyed", "host-shutdown" };
-        for (size_t i = 0; i < ELEMENTSOF(known); i++)
-                if (strcmp(reason, known[i]) == 0)
-                        return known[i];
-        return strcmp(state, "crashed") == 0 ? "crash" : "host-shutdown";
-}
-
 /* Forces a domain off. A guest that powered off by itself meanwhile is what we wanted: the
  * call failing then is no error (DestroyMachine racing the guest's own power-off). */
 static int force_off(virDomainPtr dom, struct hv_error *e, const char *name) {
@@ -397,7 +386,7 @@ static void on_machine_event(void *ud, const struct machine_event *ev) {
         struct lifecycle *lc = ud;
         if (ev->kind != MACHINE_STATE || !ev->m.transient || ev->m.destroying)
                 return;
-        const char *why = life_end_reason(ev->m.state, ev->m.reason);
+        const char *why = machine_end_reason(ev->m.state, ev->m.reason);
         if (!why)
                 return;
         log_info("transient machine %s stopped (%s): removing it", ev->m.name, why);

@@ -48,5 +48,3 @@ unsigned lifecycle_busy(struct lifecycle *lc);
  * such machine, being destroyed, no thread). */
 int lifecycle_run(struct lifecycle *lc, enum life_op op, const char *name, const struct life_args *a, life_done_fn done,
                   void *ud, struct hv_error *e);
-/* Why a transient machine's guest stopped, from libvirt's state and reason; NULL: it has not. */
-const char *life_end_reason(const char *state, const char *reason);

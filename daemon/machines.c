@@ -238,6 +238,17 @@ int machines_snapshot(struct machines *ms, struct machine **ret) {
         return (int)n;
 }
 
+const char *machine_end_reason(const char *state, const char *reason) {
+        if ((strcmp(state, "shut-off") != 0 && strcmp(state, "crashed") != 0 && strcmp(state, "undefined") != 0) ||
+            strcmp(reason, "disks-kept") == 0)
+                return NULL;
+        static const char *const known[] = { "poweroff", "crash", "destroyed", "host-shutdown" };
+        for (size_t i = 0; i < ELEMENTSOF(known); i++)
+                if (strcmp(reason, known[i]) == 0)
+                        return known[i];
+        return strcmp(state, "crashed") == 0 ? "crash" : "host-shutdown";
+}
+
 int machine_record_format(const struct machine *x, char *buf, size_t len) {
         int n = snprintf(buf, len,
                          "# hvwgd machine record\nname=%s\nuuid=%s\nimage=%s\ncores=%u\nmemory_mib=%llu\nscratch_bytes=%llu\n"

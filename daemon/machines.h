@@ -73,6 +73,10 @@ void machines_end_destroy(struct machines *ms, const char *name);
 /* A copy of the registry, in name order (free the array). -ENOMEM or the count. */
 int machines_snapshot(struct machines *ms, struct machine **ret);
 
+/* Why a transient machine ended, from its state and the reason it reached it ("poweroff",
+ * "crash", "destroyed", "host-shutdown"); NULL while it has not (running, or disks kept). */
+const char *machine_end_reason(const char *state, const char *reason);
+
 /* machine.meta, the record in a machine's directory: pure text <-> struct. Format writes
  * into buf (len ≥ 4096) and returns the length. */
 int machine_record_format(const struct machine *x, char *buf, size_t len);

@@ -1,5 +1,5 @@
-/* libFuzzer target: the options dictionaries of FetchImage, CreateMachine and DestroyMachine
- * (opts.c), as the bus edge hands them over. Input: method byte, cores byte, then entries of
+/* libFuzzer target: the options dictionaries of FetchImage, CreateMachine, DestroyMachine
+ * and StopMachine (opts.c), as the bus edge hands them over. Input: method byte, cores byte, then entries of
  * (type byte, key byte, value: NUL-terminated string | 8-byte integer | 1 byte). Invariants: a
  * refusal is InvalidArgs with a message; an accepted set gives parameters inside their bounds. */
 #include <string.h>
@@ -7,13 +7,14 @@
 #include "opts.h"
 
 static const char *const keys[] = { "sha512", "size", "max_size", "compression", "replace", "memory_mib", "scratch_gib",
-                                    "scratch_fs", "hypervisor", "network", "start", "keep_disks", "x" };
+                                    "scratch_fs", "hypervisor", "network", "start", "keep_disks", "transient", "force",
+                                    "timeout_sec", "x" };
 static const char types[] = { 's', 't', 'b', '?' };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (size < 2)
                 return 0;
-        unsigned method = data[0] % 3, cores = data[1];
+        unsigned method = data[0] % 4, cores = data[1];
         struct opt_value v[OPTS_MAX + 2];
         char strings[OPTS_MAX + 2][64];
         size_t n = 0, i = 2;
@@ -57,9 +58,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                                cp.scratch_bytes > d.max_scratch_size || (cp.network[0] && !hv_name_valid(cp.network)) ||
                                (strcmp(cp.scratch_fs, "ext4") && strcmp(cp.scratch_fs, "ext3") && strcmp(cp.scratch_fs, "ext2"))))
                         __builtin_trap();
-        } else {
+        } else if (method == 2) {
                 bool keep;
                 r = opts_destroy(v, n, &keep, &e);
+        } else {
+                struct stop_params sp;
+                r = opts_stop(v, n, &sp, &e);
+                if (r == 0 && sp.have_timeout && sp.timeout_sec > MAX_STOP_TIMEOUT_SEC)
+                        __builtin_trap();
         }
         if (r < 0 && (!e.msg[0] || e.kind != HV_E_INVALID_ARGS))
                 __builtin_trap(); /* every refusal is InvalidArgs and says why */

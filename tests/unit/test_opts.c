@@ -149,8 +149,71 @@ static void test_destroy(void **s) {
         refused(opts_destroy(bad, 1, &keep, &e), &e, "unknown option \"force\" (known: keep_disks)");
 }
 
+static void test_transient(void **s) {
+        (void)s;
+        const struct create_defaults d = { .hypervisor = "qemu", .scratch_fs = "ext4", .network = "", .online_cpus = 4,
+                                           .cpu_overcommit = 1, .memory_per_core_mib = 100, .scratch_per_core_gib = 1,
+                                           .max_scratch_size = 1ULL << 40 };
+        struct create_params cp;
+        struct hv_error e = { 0 };
+        assert_int_equal(opts_create(NULL, 0, 1, &d, &cp, &e), 0);
+        assert_false(cp.transient);
+        struct opt_value t[] = { B("transient", true) };
+        assert_int_equal(opts_create(t, 1, 1, &d, &cp, &e), 0);
+        assert_true(cp.transient && cp.start);
+        struct opt_value bad[] = { B("transient", true), B("start", false) };
+        refused(opts_create(bad, 2, 1, &d, &cp, &e), &e, "start=false cannot go with transient=true");
+}
+
+static void test_stop(void **s) {
+        (void)s;
+        struct stop_params sp;
+        struct hv_error e = { 0 };
+        assert_int_equal(opts_stop(NULL, 0, &sp, &e), 0);
+        assert_true(!sp.force && !sp.have_timeout);
+        struct opt_value all[] = { B("force", true), T("timeout_sec", 0) };
+        assert_int_equal(opts_stop(all, 2, &sp, &e), 0);
+        assert_true(sp.force && sp.have_timeout && sp.timeout_sec == 0);
+        struct opt_value day[] = { T("timeout_sec", 86400) };
+        assert_int_equal(opts_stop(day, 1, &sp, &e), 0);
+        struct opt_value past[] = { T("timeout_sec", 86401) };
+        refused(opts_stop(past, 1, &sp, &e), &e, "timeout_sec must be at most 86400");
+        struct opt_value type[] = { S("force", "yes") };
+        e = (struct hv_error){ 0 };
+        refused(opts_stop(type, 1, &sp, &e), &e, "option force must have type 'b'");
+        e = (struct hv_error){ 0 };
+        struct opt_value unknown[] = { B("keep_disks", true) };
+        refused(opts_stop(unknown, 1, &sp, &e), &e, "unknown option \"keep_disks\" (known: force, timeout_sec)");
+}
+
+static void test_capacity(void **s) {
+        (void)s;
+        struct hv_error e = { 0 };
+        struct capacity c = { .online_cpus = 8, .cpu_overcommit = 2, .ram_mib = 10000, .reserved_memory_mib = 2000,
+                              .committed_cores = 10, .committed_memory_mib = 5000 };
+        assert_int_equal(capacity_check(&c, 6, 3000, &e), 0); /* exactly 16 cores, exactly 8000 MiB */
+        assert_int_equal(capacity_check(&c, 7, 100, &e), -EBUSY);
+        assert_int_equal(e.kind, HV_E_LIMITS);
+        assert_non_null(strstr(e.msg, "not enough CPU: 10 cores committed to machines + 7 asked = 17, more than 16 (8 online CPUs × CpuOvercommit=2)"));
+        e = (struct hv_error){ 0 };
+        assert_int_equal(capacity_check(&c, 1, 3001, &e), -EBUSY);
+        assert_non_null(strstr(e.msg, "not enough memory: 5000 MiB committed to machines + 3001 MiB asked = 8001 MiB, more than 8000 MiB"));
+        assert_non_null(strstr(e.msg, "ReservedMemoryMiB=2000"));
+        /* reserved above the RAM: nothing fits */
+        c = (struct capacity){ .online_cpus = 1, .cpu_overcommit = 1, .ram_mib = 1000, .reserved_memory_mib = 4000 };
+        e = (struct hv_error){ 0 };
+        assert_int_equal(capacity_check(&c, 1, 1, &e), -EBUSY);
+        /* no online CPU count: taken as 1 */
+        c = (struct capacity){ .online_cpus = -1, .cpu_overcommit = 1, .ram_mib = 1000 };
+        assert_int_equal(capacity_check(&c, 1, 1, &e), 0);
+        assert_int_equal(capacity_check(&c, 2, 1, &e), -EBUSY);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_transient),
+                cmocka_unit_test(test_stop),
+                cmocka_unit_test(test_capacity),
                 cmocka_unit_test(test_fetch),
                 cmocka_unit_test(test_create),
                 cmocka_unit_test(test_scratch_sizing),
