@@ -65,9 +65,10 @@ int ctl_read_dict(sd_bus_message *reply, json_object **ret);
 void ctl_catch_signals(void);
 
 /* ---- jobs.c ---- */
-/* Calls a job-starting method built in m (FetchImage, CreateMachine), then waits for the job
- * (progress, Ctrl-C cancels) or, with --no-wait, prints its id and path. */
-int ctl_run_job(sd_bus *bus, sd_bus_message *m, const char *method);
+/* Calls a job-starting method built in m (FetchImage, CreateMachine; its options dictionary
+ * still open, r how building it went; m is unref'd here), then waits for the job (progress,
+ * Ctrl-C cancels) or, with --no-wait, prints its id and path. */
+int ctl_run_job(sd_bus *bus, sd_bus_message *m, int r, const char *method);
 int cmd_jobs(sd_bus *bus);
 int cmd_cancel(sd_bus *bus, uint32_t id);
 int cmd_watch(sd_bus *bus);

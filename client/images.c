@@ -94,15 +94,7 @@ int cmd_fetch(sd_bus *bus, const char *uri, const char *name) {
                 r = sd_bus_message_append(m, "{sv}", "replace", "b", 1);
         if (r >= 0 && arg.raw)
                 r = sd_bus_message_append(m, "{sv}", "compression", "s", "none");
-        if (r >= 0)
-                r = sd_bus_message_close_container(m);
-        if (r < 0) {
-                sd_bus_message_unref(m);
-                return EXIT_FAILED;
-        }
-        r = ctl_run_job(bus, m, "FetchImage");
-        sd_bus_message_unref(m);
-        return r;
+        return ctl_run_job(bus, m, r, "FetchImage");
 }
 
 /* ---- images ---- */

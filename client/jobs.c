@@ -199,18 +199,39 @@ static int wait_job(sd_bus *bus, struct wait_state *w) {
         return code;
 }
 
-/* Calls a job-starting method (FetchImage, CreateMachine) built in m, then waits for the job
- * or prints its id. The matches are in place before the call: the end cannot be missed. */
-int ctl_run_job(sd_bus *bus, sd_bus_message *m, const char *method) {
-        sd_bus_error e = SD_BUS_ERROR_NULL;
-        sd_bus_message *reply = NULL;
-        struct wait_state w = { .tty = isatty(STDOUT_FILENO) };
-        int r = sd_bus_match_signal(bus, NULL, BUS_NAME, OBJ, MGR, "JobRemoved", on_job_removed, &w);
+/* JobRemoved and the jobs' PropertiesChanged, into w (only its job counts). */
+static int subscribe_job(sd_bus *bus, struct wait_state *w) {
+        int r = sd_bus_match_signal(bus, NULL, BUS_NAME, OBJ, MGR, "JobRemoved", on_job_removed, w);
         if (r >= 0)
                 r = sd_bus_add_match(bus, NULL,
                                      "type='signal',sender='" BUS_NAME "',interface='org.freedesktop.DBus.Properties',"
                                      "member='PropertiesChanged',path_namespace='" HV_JOB_PREFIX "'",
-                                     on_job_props, &w);
+                                     on_job_props, w);
+        return r;
+}
+
+static int run_job(sd_bus *bus, sd_bus_message *m, const char *method);
+
+/* Calls a job-starting method (FetchImage, CreateMachine) built in m, then waits for the job
+ * or prints its id. The matches are in place before the call: the end cannot be missed. */
+int ctl_run_job(sd_bus *bus, sd_bus_message *m, int r, const char *method) {
+        /* m is the call with its options dictionary open; r: how building it went */
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        if (r < 0) {
+                sd_bus_message_unref(m);
+                return ctl_error(NULL, "cannot build the %s call: %s", method, strerror(-r));
+        }
+        r = run_job(bus, m, method);
+        sd_bus_message_unref(m);
+        return r;
+}
+
+static int run_job(sd_bus *bus, sd_bus_message *m, const char *method) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        struct wait_state w = { .tty = isatty(STDOUT_FILENO) };
+        int r = subscribe_job(bus, &w);
         if (r >= 0)
                 r = sd_bus_call(bus, m, 0, &e, &reply);
         if (r < 0) {
@@ -244,12 +265,7 @@ int ctl_run_job(sd_bus *bus, sd_bus_message *m, const char *method) {
 int ctl_wait_job(sd_bus *bus, uint32_t id) {
         struct wait_state w = { .id = id, .tty = isatty(STDOUT_FILENO) };
         snprintf(w.path, sizeof(w.path), "%s/_%u", HV_JOB_PREFIX, id);
-        int r = sd_bus_match_signal(bus, NULL, BUS_NAME, OBJ, MGR, "JobRemoved", on_job_removed, &w);
-        if (r >= 0)
-                r = sd_bus_add_match(bus, NULL,
-                                     "type='signal',sender='" BUS_NAME "',interface='org.freedesktop.DBus.Properties',"
-                                     "member='PropertiesChanged',path_namespace='" HV_JOB_PREFIX "'",
-                                     on_job_props, &w);
+        int r = subscribe_job(bus, &w);
         if (r < 0)
                 return ctl_error(NULL, "cannot subscribe to the job signals: %s", strerror(-r));
         /* subscribed first: then the job either is still listed, or its end is on its way */

@@ -42,15 +42,7 @@ int cmd_create(sd_bus *bus, const char *image, const char *name) {
                 r = sd_bus_message_append(m, "{sv}", "transient", "b", 1);
         if (r >= 0 && arg.no_start)
                 r = sd_bus_message_append(m, "{sv}", "start", "b", 0);
-        if (r >= 0)
-                r = sd_bus_message_close_container(m);
-        if (r < 0) {
-                sd_bus_message_unref(m);
-                return EXIT_FAILED;
-        }
-        r = ctl_run_job(bus, m, "CreateMachine");
-        sd_bus_message_unref(m);
-        return r;
+        return ctl_run_job(bus, m, r, "CreateMachine");
 }
 
 int cmd_machines(sd_bus *bus) {

@@ -87,6 +87,16 @@ static int read_name(sd_bus_message *msg, const char *what, const char **name, s
         return bus_check_name(*name, what, ret);
 }
 
+/* The first argument names an image that exists. */
+static int read_image(struct manager *m, sd_bus_message *msg, const char **name, struct image **img, sd_bus_error *ret) {
+        int r = read_name(msg, "image", name, ret);
+        if (r < 0)
+                return r;
+        if (!(*img = store_find(&m->store, *name)))
+                return bus_fail(ret, HV_E_NO_SUCH_IMAGE, "no image named %s", *name);
+        return 0;
+}
+
 /* Sends a reply built step by step (r: the result of building it). */
 static int send_reply(sd_bus_message *reply, int r) {
         return r < 0 ? r : sd_bus_send(NULL, reply, NULL);
@@ -228,12 +238,10 @@ static int method_list_images(sd_bus_message *msg, void *ud, sd_bus_error *ret) 
 static int method_inspect_image(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
         struct manager *m = ud;
         const char *name;
-        int r = read_name(msg, "image", &name, ret);
+        struct image *img;
+        int r = read_image(m, msg, &name, &img, ret);
         if (r < 0)
                 return r;
-        struct image *img = store_find(&m->store, name);
-        if (!img)
-                return bus_fail(ret, HV_E_NO_SUCH_IMAGE, "no image named %s", name);
         if (!img->table)
                 return bus_fail(ret, HV_E_BAD_TABLE,
                                 "image %s could not be inspected (see the daemon log)", name);
@@ -255,12 +263,10 @@ static int method_inspect_image(sd_bus_message *msg, void *ud, sd_bus_error *ret
 static int method_get_image(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
         struct manager *m = ud;
         const char *name;
-        int r = read_name(msg, "image", &name, ret);
+        struct image *img;
+        int r = read_image(m, msg, &name, &img, ret);
         if (r < 0)
                 return r;
-        struct image *img = store_find(&m->store, name);
-        if (!img)
-                return bus_fail(ret, HV_E_NO_SUCH_IMAGE, "no image named %s", name);
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         r = sd_bus_message_new_method_return(msg, &reply);
         if (r >= 0)
