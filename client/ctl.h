@@ -30,6 +30,10 @@ struct ctl_args {
         const char *cores, *memory, *scratch, *scratch_fs, *hypervisor, *network;
         bool no_start, keep_disks, transient, force, follow;
         const char *timeout, *state;
+        /* create: the context */
+        const char *user_data, *network_config;
+        const char *meta_data[256], *context_files[256], *context_vars[256]; /* KEY=VALUE, NAME=FILE, KEY=VALUE */
+        unsigned n_meta_data, n_context_files, n_context_vars;
 };
 extern struct ctl_args arg;
 extern volatile sig_atomic_t interrupted;

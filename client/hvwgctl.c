@@ -35,7 +35,13 @@ static const struct command commands[] = {
           "  --hypervisor=H    kvm, qemu, xen or xen-pv\n"
           "  --network=NET     libvirt network for a NIC\n"
           "  --transient       removed with its disks when its guest stops (the console log is kept)\n"
-          "  --no-start        define it without starting it\n" },
+          "  --no-start        define it without starting it\n"
+          "  the context disk (ISO 9660, label cidata; see hvwgctl(1)):\n"
+          "  --user-data=FILE  cloud-init user-data\n"
+          "  --meta-data=KEY=VALUE       a meta-data key (repeatable; instance-id and local-hostname are set)\n"
+          "  --network-config=FILE       cloud-init network-config\n"
+          "  --context-file=NAME=FILE    a file of the HEPiX context: prolog.sh, epilog.sh, … (repeatable)\n"
+          "  --context-var=KEY=VALUE     a variable in context.sh, shell-quoted (repeatable)\n" },
         { "machines", "", 0, 0, "list machines", NULL },
         { "show", "NAME", 1, 1, "a machine: state and why, owner, image, disks, console log", NULL },
         { "start", "NAME", 1, 1, "start a machine", NULL },
@@ -88,7 +94,7 @@ static void command_help(const struct command *c) {
 int main(int argc, char **argv) {
         enum { O_SYSTEM = 256, O_ADDR, O_JSON, O_QUIET, O_NOWAIT, O_VERBOSE, O_VERSION, O_SHA, O_SIZE, O_MAXSIZE, O_REPLACE, O_RAW, O_BYTES,
                O_CORES, O_MEMORY, O_SCRATCH, O_SCRATCHFS, O_HYPERVISOR, O_NETWORK, O_NOSTART, O_KEEPDISKS, O_NOLEGEND, O_TRANSIENT,
-               O_FORCE, O_TIMEOUT, O_STATE };
+               O_FORCE, O_TIMEOUT, O_STATE, O_USERDATA, O_METADATA, O_NETCONF, O_CTXFILE, O_CTXVAR };
         static const struct option opts[] = {
                 { "system", no_argument, NULL, O_SYSTEM },   { "bus-address", required_argument, NULL, O_ADDR },
                 { "json", optional_argument, NULL, O_JSON }, { "quiet", no_argument, NULL, O_QUIET },
@@ -104,6 +110,9 @@ int main(int argc, char **argv) {
                 { "no-legend", no_argument, NULL, O_NOLEGEND }, { "transient", no_argument, NULL, O_TRANSIENT },
                 { "force", no_argument, NULL, O_FORCE },     { "timeout", required_argument, NULL, O_TIMEOUT },
                 { "state", required_argument, NULL, O_STATE }, { "follow", no_argument, NULL, 'f' },
+                { "user-data", required_argument, NULL, O_USERDATA }, { "meta-data", required_argument, NULL, O_METADATA },
+                { "network-config", required_argument, NULL, O_NETCONF }, { "context-file", required_argument, NULL, O_CTXFILE },
+                { "context-var", required_argument, NULL, O_CTXVAR },
                 {}
         };
         bool help = false;
@@ -149,6 +158,18 @@ int main(int argc, char **argv) {
                 case O_TIMEOUT: arg.timeout = optarg; break;
                 case O_STATE: arg.state = optarg; break;
                 case 'f': arg.follow = true; break;
+                case O_USERDATA: arg.user_data = optarg; break;
+                case O_NETCONF: arg.network_config = optarg; break;
+                case O_METADATA:
+                case O_CTXFILE:
+                case O_CTXVAR: {
+                        const char **list = c == O_METADATA ? arg.meta_data : c == O_CTXFILE ? arg.context_files : arg.context_vars;
+                        unsigned *n = c == O_METADATA ? &arg.n_meta_data : c == O_CTXFILE ? &arg.n_context_files : &arg.n_context_vars;
+                        if (*n == ELEMENTSOF(arg.meta_data))
+                                return ctl_usage("at most %zu of --%s", ELEMENTSOF(arg.meta_data), argv[optind - 1] + 2);
+                        list[(*n)++] = optarg;
+                        break;
+                }
                 default:
                         if (!arg.json)
                                 usage(stderr);

@@ -9,6 +9,75 @@
 
 #include "ctl.h"
 
+#define CONTEXT_FILE_MAX (256u << 20) /* hvwgd's MaxContextSize bounds the whole */
+
+/* Appends a context option holding a file's bytes (ay). */
+static int append_file(sd_bus_message *m, const char *key, const char *path) {
+        _cleanup_free_ char *data = NULL;
+        size_t len = 0;
+        int r = hv_read_file(path, CONTEXT_FILE_MAX, &data, &len);
+        if (r < 0)
+                return ctl_usage("cannot read %s for %s: %s", path, key, strerror(-r));
+        if ((r = sd_bus_message_open_container(m, 'e', "sv")) < 0 || (r = sd_bus_message_append(m, "s", key)) < 0 ||
+            (r = sd_bus_message_open_container(m, 'v', "ay")) < 0 || (r = sd_bus_message_append_array(m, 'y', data, len)) < 0 ||
+            (r = sd_bus_message_close_container(m)) < 0 || (r = sd_bus_message_close_container(m)) < 0)
+                return ctl_error(NULL, "cannot build the CreateMachine call: %s", strerror(-r));
+        return 0;
+}
+
+/* Appends KEY=VALUE arguments as an a{ss} (files: NAME=FILE as an a{say}). */
+static int append_pairs(sd_bus_message *m, const char *key, const char *const *args, unsigned n, bool files) {
+        if (!n)
+                return 0;
+        int r;
+        if ((r = sd_bus_message_open_container(m, 'e', "sv")) < 0 || (r = sd_bus_message_append(m, "s", key)) < 0 ||
+            (r = sd_bus_message_open_container(m, 'v', files ? "a{say}" : "a{ss}")) < 0 ||
+            (r = sd_bus_message_open_container(m, 'a', files ? "{say}" : "{ss}")) < 0)
+                return ctl_error(NULL, "cannot build the CreateMachine call: %s", strerror(-r));
+        for (unsigned i = 0; i < n; i++) {
+                const char *eq = strchr(args[i], '=');
+                if (!eq || eq == args[i])
+                        return ctl_usage("--%s takes %s, got \"%s\"", files ? "context-file" : strcmp(key, "meta_data") ? "context-var" : "meta-data",
+                                         files ? "NAME=FILE" : "KEY=VALUE", args[i]);
+                _cleanup_free_ char *k = strndup(args[i], (size_t)(eq - args[i]));
+                if (!k)
+                        return ctl_error(NULL, "out of memory");
+                if (files) {
+                        _cleanup_free_ char *data = NULL;
+                        size_t len = 0;
+                        if ((r = hv_read_file(eq + 1, CONTEXT_FILE_MAX, &data, &len)) < 0)
+                                return ctl_usage("cannot read %s for the context file %s: %s", eq + 1, k, strerror(-r));
+                        r = sd_bus_message_open_container(m, 'e', "say");
+                        if (r >= 0)
+                                r = sd_bus_message_append(m, "s", k);
+                        if (r >= 0)
+                                r = sd_bus_message_append_array(m, 'y', data, len);
+                        if (r >= 0)
+                                r = sd_bus_message_close_container(m);
+                } else
+                        r = sd_bus_message_append(m, "{ss}", k, eq + 1);
+                if (r < 0)
+                        return ctl_error(NULL, "cannot build the CreateMachine call: %s", strerror(-r));
+        }
+        if ((r = sd_bus_message_close_container(m)) < 0 || (r = sd_bus_message_close_container(m)) < 0 ||
+            (r = sd_bus_message_close_container(m)) < 0)
+                return ctl_error(NULL, "cannot build the CreateMachine call: %s", strerror(-r));
+        return 0;
+}
+
+/* The context options of create; an exit code, or 0. */
+static int append_context(sd_bus_message *m) {
+        int r = 0;
+        if (arg.user_data && (r = append_file(m, "user_data", arg.user_data)) != 0)
+                return r;
+        if (arg.network_config && (r = append_file(m, "network_config", arg.network_config)) != 0)
+                return r;
+        if ((r = append_pairs(m, "meta_data", arg.meta_data, arg.n_meta_data, false)) != 0 ||
+            (r = append_pairs(m, "context_vars", arg.context_vars, arg.n_context_vars, false)) != 0)
+                return r;
+        return append_pairs(m, "context_files", arg.context_files, arg.n_context_files, true);
+}
+
 int cmd_create(sd_bus *bus, const char *image, const char *name) {
         unsigned cores;
         uint64_t memory = 0, scratch = 0;
@@ -42,6 +111,13 @@ int cmd_create(sd_bus *bus, const char *image, const char *name) {
                 r = sd_bus_message_append(m, "{sv}", "transient", "b", 1);
         if (r >= 0 && arg.no_start)
                 r = sd_bus_message_append(m, "{sv}", "start", "b", 0);
+        if (r >= 0) {
+                int code = append_context(m);
+                if (code != 0) {
+                        sd_bus_message_unref(m);
+                        return code;
+                }
+        }
         return ctl_run_job(bus, m, r, "CreateMachine");
 }
 

@@ -144,9 +144,64 @@ static int prop_active_jobs(sd_bus *bus, const char *path, const char *iface, co
 
 /* ---- Manager methods ---- */
 
+/* The context's a{ss} or a{say} value: pairs into p (strings and bytes point into msg). */
+static int read_pairs(sd_bus_message *msg, bool bytes, struct context_pair *p, size_t *n, const char *key, sd_bus_error *ret) {
+        int r = sd_bus_message_enter_container(msg, 'v', bytes ? "a{say}" : "a{ss}");
+        if (r >= 0)
+                r = sd_bus_message_enter_container(msg, 'a', bytes ? "{say}" : "{ss}");
+        while (r >= 0 && (r = sd_bus_message_enter_container(msg, 'e', bytes ? "say" : "ss")) > 0) {
+                if (*n == CONTEXT_MAX_ENTRIES)
+                        return bus_fail(ret, HV_E_INVALID_ARGS, "%s has more than %d entries", key, CONTEXT_MAX_ENTRIES);
+                struct context_pair *e = &p[(*n)++];
+                if ((r = sd_bus_message_read(msg, "s", &e->key)) < 0)
+                        return r;
+                if (bytes) {
+                        const void *d = NULL;
+                        r = sd_bus_message_read_array(msg, 'y', &d, &e->value.len);
+                        e->value.data = d;
+                } else {
+                        const char *v = NULL;
+                        r = sd_bus_message_read(msg, "s", &v);
+                        e->value = (struct context_blob){ (const uint8_t *)v, v ? strlen(v) : 0 };
+                }
+                if (r < 0 || (r = sd_bus_message_exit_container(msg)) < 0)
+                        return r;
+        }
+        if (r >= 0)
+                r = sd_bus_message_exit_container(msg);
+        return r < 0 ? r : sd_bus_message_exit_container(msg);
+}
+
+/* ay: user_data, network_config. */
+static int read_bytes(sd_bus_message *msg, struct context_blob *b, bool *have) {
+        const void *d = NULL;
+        int r = sd_bus_message_enter_container(msg, 'v', "ay");
+        if (r >= 0)
+                r = sd_bus_message_read_array(msg, 'y', &d, &b->len);
+        b->data = d;
+        *have = r >= 0;
+        return r < 0 ? r : sd_bus_message_exit_container(msg);
+}
+
+/* A context option into ctx; unknown keys of these types are skipped (opts.c names them). */
+static int read_context_value(sd_bus_message *msg, const char *key, char type, struct context_input *ctx, sd_bus_error *ret) {
+        if (ctx && type == OPT_BYTES && strcmp(key, "user_data") == 0)
+                return read_bytes(msg, &ctx->user_data, &ctx->have_user_data);
+        if (ctx && type == OPT_BYTES && strcmp(key, "network_config") == 0)
+                return read_bytes(msg, &ctx->network_config, &ctx->have_network_config);
+        if (ctx && type == OPT_STRING_MAP && strcmp(key, "meta_data") == 0)
+                return read_pairs(msg, false, ctx->meta, &ctx->n_meta, key, ret);
+        if (ctx && type == OPT_STRING_MAP && strcmp(key, "context_vars") == 0)
+                return read_pairs(msg, false, ctx->vars, &ctx->n_vars, key, ret);
+        if (ctx && type == OPT_BYTES_MAP && strcmp(key, "context_files") == 0)
+                return read_pairs(msg, true, ctx->files, &ctx->n_files, key, ret);
+        return sd_bus_message_skip(msg, "v");
+}
+
 /* Options: the a{sv} dictionary read into opt_value entries (strings point into msg); what the
- * keys mean and whether they are right is opts.c's (pure) business. */
-int bus_read_options(sd_bus_message *msg, struct opt_value *v, size_t *n, sd_bus_error *ret) {
+ * keys mean and whether they are right is opts.c's (pure) business. The context's values go
+ * to ctx (NULL: calls that take no context). */
+int bus_read_options(sd_bus_message *msg, struct opt_value *v, size_t *n, struct context_input *ctx, sd_bus_error *ret) {
         *n = 0;
         int r = sd_bus_message_enter_container(msg, 'a', "{sv}");
         if (r < 0)
@@ -159,7 +214,8 @@ int bus_read_options(sd_bus_message *msg, struct opt_value *v, size_t *n, sd_bus
                 char t;
                 if ((r = sd_bus_message_read(msg, "s", &o->key)) < 0 || (r = sd_bus_message_peek_type(msg, &t, &type)) < 0)
                         return r;
-                o->type = type && strlen(type) == 1 ? type[0] : '?';
+                o->type = !type ? '?' : strlen(type) == 1 ? type[0] : !strcmp(type, "ay") ? OPT_BYTES
+                        : !strcmp(type, "a{ss}") ? OPT_STRING_MAP : !strcmp(type, "a{say}") ? OPT_BYTES_MAP : '?';
                 int b = 0;
                 if (o->type == 's')
                         r = sd_bus_message_read(msg, "v", "s", &o->s);
@@ -168,7 +224,9 @@ int bus_read_options(sd_bus_message *msg, struct opt_value *v, size_t *n, sd_bus
                 else if (o->type == 'b') {
                         r = sd_bus_message_read(msg, "v", "b", &b);
                         o->b = b;
-                } else
+                } else if (o->type == OPT_BYTES || o->type == OPT_STRING_MAP || o->type == OPT_BYTES_MAP)
+                        r = read_context_value(msg, o->key, o->type, ctx, ret);
+                else
                         r = sd_bus_message_skip(msg, "v");
                 if (r < 0 || (r = sd_bus_message_exit_container(msg)) < 0)
                         return r;

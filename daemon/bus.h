@@ -63,8 +63,10 @@ int bus_fail(sd_bus_error *ret, enum hv_kind kind, const char *fmt, ...) HV_PRIN
 int bus_reply_error(sd_bus_error *ret, const struct hv_error *e);
 int bus_check_string(const char *s, const char *what, sd_bus_error *ret);
 int bus_check_name(const char *name, const char *what, sd_bus_error *ret);
-/* The a{sv} options read into v (strings point into msg); opts.c judges them. */
-int bus_read_options(sd_bus_message *msg, struct opt_value *v, size_t *n, sd_bus_error *ret);
+/* The a{sv} options read into v (strings point into msg); opts.c judges them. The context's
+ * values (ay, a{ss}, a{say}) go to ctx, or are skipped when it is NULL. */
+struct context_input;
+int bus_read_options(sd_bus_message *msg, struct opt_value *v, size_t *n, struct context_input *ctx, sd_bus_error *ret);
 /* JobsPerUser for non-root callers and MaxQueuedJobs for all (pending calls count). */
 int bus_check_quota(struct manager *m, uid_t uid, sd_bus_error *ret);
 /* ImageBusy while a machine or a create job uses the image. */

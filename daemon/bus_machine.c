@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "bus.h"
+#include "context.h"
 #include "errors.h"
 #include "import.h"
 #include "lifecycle.h"
@@ -57,10 +58,13 @@ int bus_method_create_machine(sd_bus_message *msg, void *ud, sd_bus_error *ret) 
         uint32_t cores;
         struct opt_value opts[OPTS_MAX];
         size_t n_opts;
+        _cleanup_free_ struct context_input *ctx = calloc(1, sizeof(*ctx)); /* ~20 KiB: not on the stack */
         int r;
+        if (!ctx)
+                return -ENOMEM;
         if ((r = bus_check_access(m, msg, "CreateMachine", &uid, ret)) < 0 ||
             (r = sd_bus_message_read(msg, "ssu", &image, &name, &cores)) < 0 || (r = bus_check_name(image, "image", ret)) < 0 ||
-            (r = bus_check_name(name, "machine", ret)) < 0 || (r = bus_read_options(msg, opts, &n_opts, ret)) < 0)
+            (r = bus_check_name(name, "machine", ret)) < 0 || (r = bus_read_options(msg, opts, &n_opts, ctx, ret)) < 0)
                 return r;
         const struct create_defaults defaults = {
                 .hypervisor = m->hypervisor,
@@ -74,7 +78,7 @@ int bus_method_create_machine(sd_bus_message *msg, void *ud, sd_bus_error *ret) 
         };
         struct create_params cp;
         struct hv_error e = { 0 };
-        if ((r = opts_create(opts, n_opts, cores, &defaults, &cp, &e)) < 0)
+        if ((r = opts_create(opts, n_opts, cores, &defaults, &cp, &e)) < 0 || (r = context_check(ctx, m->conf.max_context_size, &e)) < 0)
                 return bus_reply_error(ret, &e);
         if (m->stopping)
                 return bus_fail(ret, HV_E_FAILED, "hvwgd is shutting down");
@@ -98,13 +102,20 @@ int bus_method_create_machine(sd_bus_message *msg, void *ud, sd_bus_error *ret) 
                 return r;
         snprintf(cp.image, sizeof(cp.image), "%s", image);
         snprintf(cp.image_path, sizeof(cp.image_path), "%s/%s.raw", m->conf.image_root, image);
-        struct create_job *cj = create_job_new(name, &cp, uid, m->snap, m->virt, m->machines);
+        /* the UUID now: it is the context's instance-id */
+        uint8_t ub[16];
+        hv_uuid_random(ub);
+        hv_uuid_format(ub, cp.uuid);
+        struct context_files files = { 0 };
+        if (context_given(ctx) && context_build(ctx, cp.uuid, name, &files) < 0)
+                return -ENOMEM;
+        struct create_job *cj = create_job_new(name, &cp, uid, &files, m->snap, m->virt, m->machines);
         struct job *j = cj ? job_new(m->jobs, &create_kind, name, image, uid, cj) : NULL;
         if (!j)
                 return -ENOMEM;
-        log_info("job %u: create %smachine %s from %s: %u cores, %llu MiB, scratch %llu GiB, %s (uid %u)", j->id,
+        log_info("job %u: create %smachine %s from %s: %u cores, %llu MiB, scratch %llu GiB, %s, context %s (uid %u)", j->id,
                  cp.transient ? "transient " : "", name, image, cores, (unsigned long long)cp.memory_mib,
-                 (unsigned long long)(cp.scratch_bytes >> 30), dom_hv_name(cp.hv), (unsigned)uid);
+                 (unsigned long long)(cp.scratch_bytes >> 30), dom_hv_name(cp.hv), cj->context.n ? "yes" : "none", (unsigned)uid);
         return bus_announce_job(m, msg, j);
 }
 
@@ -159,6 +170,7 @@ static int append_details(struct manager *m, sd_bus_message *reply, const struct
         ENTRY("hypervisor", "s", x->hypervisor);
         ENTRY("network", "s", x->network);
         ENTRY("console_log", "s", res->console_path);
+        ENTRY("context_bytes", "t", res->context_bytes);
 #undef ENTRY
         if (r >= 0)
                 r = sd_bus_message_open_container(reply, 'e', "sv");
@@ -249,7 +261,7 @@ int bus_method_destroy_machine(sd_bus_message *msg, void *ud, sd_bus_error *ret)
         bool keep;
         struct hv_error e = { 0 };
         int r = machine_call(m, msg, "DestroyMachine", true, &x, ret);
-        if (r < 0 || (r = bus_read_options(msg, opts, &n_opts, ret)) < 0)
+        if (r < 0 || (r = bus_read_options(msg, opts, &n_opts, NULL, ret)) < 0)
                 return r;
         if ((r = opts_destroy(opts, n_opts, &keep, &e)) < 0)
                 return bus_reply_error(ret, &e);
@@ -277,7 +289,7 @@ int bus_method_stop_machine(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
         struct stop_params sp;
         struct hv_error e = { 0 };
         int r = machine_call(ud, msg, "StopMachine", true, &x, ret);
-        if (r < 0 || (r = bus_read_options(msg, opts, &n_opts, ret)) < 0)
+        if (r < 0 || (r = bus_read_options(msg, opts, &n_opts, NULL, ret)) < 0)
                 return r;
         if ((r = opts_stop(opts, n_opts, &sp, &e)) < 0)
                 return bus_reply_error(ret, &e);

@@ -24,6 +24,7 @@ void hv_conf_defaults(struct hv_conf *c) {
         c->keep_console_logs = 200;
         c->keep_console_logs_days = 30;
         c->stop_timeout_sec = 60;
+        c->max_context_size = 16ULL << 20;
         c->scratch_bytes_per_inode = 65536;
         strcpy(c->scratch_allocation, "sparse");
         c->max_concurrent = 2;
@@ -231,6 +232,11 @@ static int apply(struct hv_conf *c, enum section sec, const char *k, const char 
                         *why = "expected a whole number of days 1-3650";
                         return hv_parse_uint(v, 1, 3650, &c->keep_console_logs_days) ?: 1;
                 }
+                if (strcmp(k, "MaxContextSize") == 0) {
+                        *why = "expected a size between 4K and 1G (suffixes K, M, G)";
+                        r = hv_parse_size(v, &c->max_context_size);
+                        return r < 0 ? r : (c->max_context_size < 4096 || c->max_context_size > (1ULL << 30) ? -EINVAL : 1);
+                }
                 if (strcmp(k, "StopTimeoutSec") == 0) {
                         *why = "expected a whole number of seconds 1-86400";
                         return hv_parse_uint(v, 1, 86400, &c->stop_timeout_sec) ?: 1;
@@ -433,9 +439,10 @@ void hv_conf_print(FILE *f, const struct hv_conf *c) {
                (unsigned long long)c->scratch_per_core_gib, (unsigned long long)c->memory_per_core_mib, c->scratch_filesystem,
                c->scratch_allocation, (unsigned long long)c->scratch_bytes_per_inode, (unsigned long long)c->max_scratch_size,
                c->hypervisor, c->libvirt_uri, c->network);
-        fprintf(f, "CpuOvercommit=%u\nReservedMemoryMiB=%llu\nKeepConsoleLogs=%u\nKeepConsoleLogsDays=%u\nStopTimeoutSec=%u\n",
+        fprintf(f, "CpuOvercommit=%u\nReservedMemoryMiB=%llu\nKeepConsoleLogs=%u\nKeepConsoleLogsDays=%u\nStopTimeoutSec=%u\n"
+                   "MaxContextSize=%llu\n",
                 c->cpu_overcommit, (unsigned long long)c->reserved_memory_mib, c->keep_console_logs, c->keep_console_logs_days,
-                c->stop_timeout_sec);
+                c->stop_timeout_sec, (unsigned long long)c->max_context_size);
         fprintf(f, "ScratchDevices=");
         for (unsigned i = 0; i < c->n_scratch_devices; i++)
                 fprintf(f, "%s%s", i ? " " : "", c->scratch_devices[i]);

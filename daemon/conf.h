@@ -29,6 +29,7 @@ struct hv_conf {
         unsigned keep_console_logs;      /* console logs of removed machines kept in MachineRoot/.logs */
         unsigned keep_console_logs_days; /* … and for at most this many days */
         unsigned stop_timeout_sec;  /* StopMachine: ACPI shutdown, then forced off after this */
+        uint64_t max_context_size;  /* CreateMachine's context (user-data, files, …) in bytes */
         /* [Fetch] */
         unsigned max_concurrent;
         unsigned connect_timeout_sec;

@@ -85,6 +85,30 @@ static void disk(struct xw *x, const struct dom_spec *s, const char *path, bool 
         end(x);
 }
 
+/* The context disk: a CD-ROM on IDE (machine type pc, or Xen HVM's emulated IDE: ata_piix in
+ * every distribution kernel, where a SATA CD-ROM needs ahci, which Debian's cloud kernel
+ * lacks); Xen PV has no CD-ROM and gets a read-only xen disk. Read-only either way. */
+static void cdrom(struct xw *x, const struct dom_spec *s) {
+        bool pv = s->hv == DOM_XEN_PV;
+        el(x, "disk");
+        at(x, "type", "file");
+        at(x, "device", pv ? "disk" : "cdrom");
+        el(x, "driver");
+        at(x, "name", "qemu");
+        at(x, "type", "raw");
+        end(x);
+        el(x, "source");
+        at(x, "file", s->context_iso);
+        end(x);
+        el(x, "target");
+        at(x, "dev", pv ? "xvdc" : "hdc");
+        at(x, "bus", pv ? "xen" : "ide");
+        end(x);
+        el(x, "readonly");
+        end(x);
+        end(x);
+}
+
 int domxml_build(const struct dom_spec *s, char **ret, struct hv_error *e) {
         if (!s->name || !s->uuid || strlen(s->uuid) != 36 || !s->root_path || !s->vcpus || !s->memory_mib)
                 return hv_fail(e, HV_E_INVALID_ARGS, EINVAL, "incomplete machine description");
@@ -171,6 +195,8 @@ int domxml_build(const struct dom_spec *s, char **ret, struct hv_error *e) {
         disk(&x, s, s->root_path, false, xen ? "xvda" : "vda", true);
         if (s->scratch_path)
                 disk(&x, s, s->scratch_path, s->scratch_is_block, xen ? "xvdb" : "vdb", false);
+        if (s->context_iso)
+                cdrom(&x, s);
         if (s->network && s->network[0]) {
                 el(&x, "interface");
                 at(&x, "type", "network");

@@ -21,6 +21,7 @@ struct dom_spec {
         const char *console_log;   /* serial console log file */
         const char *network;       /* NULL or "": no NIC */
         const char *bootloader;    /* Xen PV: e.g. pygrub */
+        const char *context_iso;   /* NULL: no context disk; else a read-only CD-ROM (Xen PV: a read-only disk) */
         /* our metadata */
         const char *image;
         const char *machine_root;  /* the MachineRoot of the hvwgd that made it */

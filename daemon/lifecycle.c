@@ -229,6 +229,10 @@ static int do_details(struct life_call *k) {
         snprintf(k->res.console_path, sizeof(k->res.console_path), "%s/%s/console.log", k->conf->c.machine_root, k->name);
         k->res.root_allocated = allocated(k->res.root_path);
         k->res.scratch_allocated = allocated(k->m.scratch_path);
+        char iso[PATH_MAX];
+        struct stat st;
+        snprintf(iso, sizeof(iso), "%s/%s/context.iso", k->conf->c.machine_root, k->name);
+        k->res.context_bytes = stat(iso, &st) == 0 ? (uint64_t)st.st_size : 0;
         return 0;
 }
 

@@ -28,6 +28,7 @@ struct life_result {
         struct machine m;        /* LIFE_DETAILS: the record, */
         uint64_t root_allocated; /* and what its disks take on disk */
         uint64_t scratch_allocated;
+        uint64_t context_bytes;  /* the context disk's size (0: none); never its contents */
         char root_path[1024];
         char console_path[1024];
         char console_log[1024];  /* LIFE_DESTROY: the kept console log, "" when none */

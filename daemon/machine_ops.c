@@ -12,6 +12,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "context_iso.h"
 #include "copy.h"
 #include "log.h"
 #include "scratch.h"
@@ -38,7 +39,7 @@ struct creation {
         struct job_ctl *ctl;
         const struct hv_conf *cf;
         /* MachineRoot is at most 511 bytes and a name 64: dir fits, the files PATH_MAX */
-        char dir[HV_STORE_DIR_MAX], root[PATH_MAX], root_tmp[PATH_MAX], scratch[PATH_MAX], console[PATH_MAX], meta[PATH_MAX],
+        char dir[HV_STORE_DIR_MAX], root[PATH_MAX], root_tmp[PATH_MAX], scratch[PATH_MAX], console[PATH_MAX], meta[PATH_MAX], iso[PATH_MAX],
                 marker[PATH_MAX];
         char uuid[HV_UUID_STR], scratch_uuid[HV_UUID_STR], device[PATH_MAX];
         const char *scratch_path;
@@ -128,6 +129,18 @@ static int make_scratch(struct creation *k, struct hv_error *e) {
         return scratch_format(k->device, p->scratch_bytes, &so, false, k->scratch_uuid, e);
 }
 
+/* The context disk (context.iso, 0600), when the caller gave a context. */
+static int make_context(struct creation *k, struct hv_error *e) {
+        if (!k->j->context.n)
+                return 0;
+        uint64_t t0 = hv_mono_usec();
+        int r = context_iso_write(k->iso, &k->j->context, job_ctl_abort(k->ctl), e);
+        if (r >= 0)
+                log_info("job %u: context disk %s: %zu files, %llu bytes, in %.3f s", job_ctl_id(k->ctl), k->iso, k->j->context.n,
+                         (unsigned long long)context_files_size(&k->j->context), (double)(hv_mono_usec() - t0) / 1e6);
+        return r;
+}
+
 static int define(struct creation *k, struct hv_error *e) {
         const struct create_params *p = &k->j->p;
         const char *name = k->j->target;
@@ -138,9 +151,13 @@ static int define(struct creation *k, struct hv_error *e) {
                 virDomainFree(other);
                 return hv_fail(e, HV_E_MACHINE_EXISTS, EEXIST, "libvirt already has a domain named %s", name);
         }
-        uint8_t ub[16];
-        hv_uuid_random(ub);
-        hv_uuid_format(ub, k->uuid);
+        if (p->uuid[0])
+                snprintf(k->uuid, sizeof(k->uuid), "%s", p->uuid);
+        else {
+                uint8_t ub[16];
+                hv_uuid_random(ub);
+                hv_uuid_format(ub, k->uuid);
+        }
         k->created_usec = hv_now_usec();
         struct dom_spec spec = {
                 .name = name, .uuid = k->uuid, .hv = p->hv, .vcpus = p->cores, .memory_mib = p->memory_mib,
@@ -148,6 +165,7 @@ static int define(struct creation *k, struct hv_error *e) {
                 .direct_io = has_odirect(k->dir), .console_log = k->console, .network = p->network, .image = p->image,
                 .scratch_uuid = k->scratch_uuid, .scratch_bytes = p->scratch_bytes, .created_usec = k->created_usec,
                 .machine_root = k->cf->machine_root, .owner = k->j->owner, .transient = p->transient,
+                .context_iso = k->j->context.n ? k->iso : NULL,
         };
         int r = domxml_build(&spec, &k->xml, e);
         if (r < 0)
@@ -198,6 +216,7 @@ static int create_run(struct job_ctl *ctl, void *payload, struct hv_error *e) {
         snprintf(k.console, sizeof(k.console), "%s/console.log", k.dir);
         snprintf(k.meta, sizeof(k.meta), "%s/machine.meta", k.dir);
         snprintf(k.marker, sizeof(k.marker), "%s/.creating", k.dir);
+        snprintf(k.iso, sizeof(k.iso), "%s/context.iso", k.dir);
         int r;
         job_ctl_phase(ctl, "copy");
         if ((r = make_dir(&k, e)) < 0 || (r = copy_root(&k, e)) < 0 || (r = job_ctl_canceled(ctl, e)) < 0)
@@ -205,6 +224,11 @@ static int create_run(struct job_ctl *ctl, void *payload, struct hv_error *e) {
         job_ctl_phase(ctl, "scratch");
         if ((r = make_scratch(&k, e)) < 0 || (r = job_ctl_canceled(ctl, e)) < 0)
                 return r;
+        if (j->context.n) {
+                job_ctl_phase(ctl, "context");
+                if ((r = make_context(&k, e)) < 0 || (r = job_ctl_canceled(ctl, e)) < 0)
+                        return r;
+        }
         job_ctl_phase(ctl, "define");
         if ((r = define(&k, e)) < 0 || (r = write_record(&k, e)) < 0 || (r = job_ctl_canceled(ctl, e)) < 0)
                 return r;
@@ -231,18 +255,23 @@ static int create_run(struct job_ctl *ctl, void *payload, struct hv_error *e) {
 
 static void create_job_free(void *payload) {
         struct create_job *j = payload;
-        if (j)
+        if (j) {
                 hv_conf_snap_unref(j->conf);
+                context_files_free(&j->context);
+        }
         free(j);
 }
 
 
-struct create_job *create_job_new(const char *target, const struct create_params *p, unsigned owner, struct hv_conf_snap *conf,
-                                  struct virt *virt, struct machines *machines) {
+struct create_job *create_job_new(const char *target, const struct create_params *p, unsigned owner, struct context_files *context,
+                                  struct hv_conf_snap *conf, struct virt *virt, struct machines *machines) {
         struct create_job *j = calloc(1, sizeof(*j));
-        if (!j)
+        if (!j) {
+                context_files_free(context);
                 return NULL;
-        *j = (struct create_job){ .p = *p, .owner = owner, .conf = hv_conf_snap_ref(conf), .virt = virt, .machines = machines };
+        }
+        *j = (struct create_job){ .p = *p, .owner = owner, .context = *context, .conf = hv_conf_snap_ref(conf), .virt = virt, .machines = machines };
+        *context = (struct context_files){ 0 };
         snprintf(j->target, sizeof(j->target), "%s", target);
         return j;
 }

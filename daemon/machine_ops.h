@@ -4,6 +4,7 @@
 #include <stdbool.h>
 
 #include "conf.h"
+#include "context.h"
 #include "job.h"
 #include "loop.h"
 #include "machines.h"
@@ -14,6 +15,7 @@ struct create_job {
         char target[HV_NAME_MAX + 1];
         struct create_params p;
         unsigned owner; /* the caller's uid */
+        struct context_files context; /* the context disk's files (none: no context disk) */
         struct hv_conf_snap *conf;
         struct virt *virt;
         struct machines *machines;
@@ -21,5 +23,6 @@ struct create_job {
 
 extern const struct job_kind create_kind;
 /* A payload for create_kind. NULL: out of memory. */
-struct create_job *create_job_new(const char *target, const struct create_params *p, unsigned owner, struct hv_conf_snap *conf,
-                                  struct virt *virt, struct machines *machines);
+/* Takes the context files over (cleared in *context), even on failure. */
+struct create_job *create_job_new(const char *target, const struct create_params *p, unsigned owner, struct context_files *context,
+                                  struct hv_conf_snap *conf, struct virt *virt, struct machines *machines);

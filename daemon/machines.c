@@ -310,7 +310,7 @@ void machine_record_parse(const char *text, struct machine *x) {
  * temp files of hv_write_file_atomic ("machine.meta.tmp.PID") and the O_DIRECT probe. */
 static bool our_file(const char *name) {
         static const char *const files[] = { "root.raw", "scratch.img", "root.raw.tmp", "console.log", "machine.meta",
-                                             ".odirect-probe" };
+                                             ".odirect-probe", "context.iso", "context.iso.tmp" };
         for (size_t i = 0; i < ELEMENTSOF(files); i++)
                 if (strcmp(name, files[i]) == 0)
                         return true;

@@ -10,6 +10,19 @@ struct opt_spec {
         char type;
 };
 
+/* The D-Bus signature an opt_value type stands for. */
+static const char *type_name(char t) {
+        switch (t) {
+        case OPT_BYTES: return "ay";
+        case OPT_STRING_MAP: return "a{ss}";
+        case OPT_BYTES_MAP: return "a{say}";
+        case 's': return "s";
+        case 't': return "t";
+        case 'b': return "b";
+        default: return "another type";
+        }
+}
+
 /* Every key known with the right type, none twice; the index of each entry's spec in idx. */
 static int check_keys(const struct opt_value *v, size_t n, const struct opt_spec *specs, size_t n_specs, size_t *idx,
                       struct hv_error *e) {
@@ -26,8 +39,8 @@ static int check_keys(const struct opt_value *v, size_t n, const struct opt_spec
                         return hv_fail(e, HV_E_INVALID_ARGS, EINVAL, "unknown option \"%.64s\" (known: %s)", v[i].key, known);
                 }
                 if (v[i].type != specs[k].type)
-                        return hv_fail(e, HV_E_INVALID_ARGS, EINVAL, "option %s must have type '%c', got '%c'", specs[k].key,
-                                       specs[k].type, v[i].type);
+                        return hv_fail(e, HV_E_INVALID_ARGS, EINVAL, "option %s must have type '%s', got '%s'", specs[k].key,
+                                       type_name(specs[k].type), type_name(v[i].type));
                 for (size_t j = 0; j < i; j++)
                         if (idx[j] == k)
                                 return hv_fail(e, HV_E_INVALID_ARGS, EINVAL, "option %s given twice", specs[k].key);
@@ -109,11 +122,15 @@ int scratch_size(uint32_t cores, uint64_t per_core_gib, bool have_opt, uint64_t 
         return 0;
 }
 
-enum { C_MEMORY, C_SCRATCH, C_FS, C_HV, C_NET, C_TRANSIENT, C_START };
+enum { C_MEMORY, C_SCRATCH, C_FS, C_HV, C_NET, C_TRANSIENT, C_START, C_USER_DATA, C_META, C_NETCONF, C_FILES, C_VARS };
 static const struct opt_spec create_specs[] = {
         [C_MEMORY] = { "memory_mib", 't' }, [C_SCRATCH] = { "scratch_gib", 't' }, [C_FS] = { "scratch_fs", 's' },
         [C_HV] = { "hypervisor", 's' },     [C_NET] = { "network", 's' },          [C_TRANSIENT] = { "transient", 'b' },
         [C_START] = { "start", 'b' },
+        /* the context: its values were read into a context_input by the bus edge (context.c checks them) */
+        [C_USER_DATA] = { "user_data", OPT_BYTES },  [C_META] = { "meta_data", OPT_STRING_MAP },
+        [C_NETCONF] = { "network_config", OPT_BYTES }, [C_FILES] = { "context_files", OPT_BYTES_MAP },
+        [C_VARS] = { "context_vars", OPT_STRING_MAP },
 };
 #define MAX_MEMORY_MIB (16ULL << 20) /* 16 TiB */
 
@@ -150,8 +167,11 @@ int opts_create(const struct opt_value *v, size_t n, uint32_t cores, const struc
                 case C_TRANSIENT:
                         cp->transient = o->b;
                         break;
-                default:
+                case C_START:
                         cp->start = o->b;
+                        break;
+                default: /* the context */
+                        break;
                 }
         }
         if (cp->transient && !cp->start)

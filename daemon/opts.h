@@ -14,7 +14,13 @@
 #define OPTS_MAX 32          /* entries in one options dictionary */
 #define HV_FS_NAME_MAX 7     /* "ext4" */
 
-/* One dictionary entry whose variant holds a basic type: 's', 't' (uint64) or 'b'. */
+/* The types of opt_value beyond the basic 's', 't' (uint64) and 'b': the context's byte
+ * arrays and dictionaries, whose values the bus edge reads into a context_input (context.h). */
+#define OPT_BYTES 'y'      /* ay */
+#define OPT_STRING_MAP 'm' /* a{ss} */
+#define OPT_BYTES_MAP 'f'  /* a{say} */
+
+/* One dictionary entry: its key and type, and the value of a basic type. */
 struct opt_value {
         const char *key;
         char type;
@@ -44,6 +50,7 @@ struct create_params {
         char network[HV_NAME_MAX + 1];
         bool transient;
         bool start;
+        char uuid[HV_UUID_STR]; /* the caller's (bus edge) to fill: the domain's and the context's instance-id */
 };
 
 #define MAX_STOP_TIMEOUT_SEC 86400

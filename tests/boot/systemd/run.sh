@@ -49,6 +49,8 @@ LibvirtURI=test:///default
 Hypervisor=qemu
 ScratchPerCoreGiB=1
 MemoryPerCoreMiB=256
+# the guest has 1 GiB of RAM, less than the default reserve for the host
+ReservedMemoryMiB=256
 CONF
 install -m 0755 "$here/guest-check.sh" "$root/usr/local/sbin/hvwg-boottest"
 cat > "$root/etc/systemd/system/hvwg-boottest.service" <<'UNIT'
