@@ -60,8 +60,18 @@ struct wait_state {
         char *error_name, *error_message;
         char last_phase[32];
         bool tty;
+        bool daemon_gone; /* hvwgd left the bus: no JobRemoved will come */
         uint64_t last_draw, start;
 };
+
+static int on_owner_changed(sd_bus_message *m, void *ud, sd_bus_error *err) {
+        (void)err;
+        struct wait_state *w = ud;
+        const char *name, *old, *new;
+        if (sd_bus_message_read(m, "sss", &name, &old, &new) >= 0 && strcmp(name, BUS_NAME) == 0 && !*new)
+                w->daemon_gone = true;
+        return 0;
+}
 
 static int on_job_removed(sd_bus_message *m, void *ud, sd_bus_error *err) {
         (void)err;
@@ -151,6 +161,10 @@ static int wait_job(sd_bus *bus, struct wait_state *w) {
         w->start = hv_mono_usec();
         read_job_state(bus, w);
         while (!w->done) {
+                if (w->daemon_gone)
+                        return ctl_error(SD_BUS_ERROR_NAME_HAS_NO_OWNER,
+                                         "hvwgd went away while job %u was running (its log says why; a restarted hvwgd removes what "
+                                         "the job left)", w->id);
                 if (interrupted && !canceled) {
                         canceled = true;
                         if (!arg.quiet)
@@ -202,6 +216,11 @@ static int wait_job(sd_bus *bus, struct wait_state *w) {
 /* JobRemoved and the jobs' PropertiesChanged, into w (only its job counts). */
 static int subscribe_job(sd_bus *bus, struct wait_state *w) {
         int r = sd_bus_match_signal(bus, NULL, BUS_NAME, OBJ, MGR, "JobRemoved", on_job_removed, w);
+        if (r >= 0) /* and hvwgd's end (a crash): nothing else would say so */
+                r = sd_bus_add_match(bus, NULL,
+                                     "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
+                                     "interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='" BUS_NAME "'",
+                                     on_owner_changed, w);
         if (r >= 0)
                 r = sd_bus_add_match(bus, NULL,
                                      "type='signal',sender='" BUS_NAME "',interface='org.freedesktop.DBus.Properties',"

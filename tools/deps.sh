@@ -7,10 +7,11 @@ PKGS=(
   # build
   build-essential cmake pkg-config
   libsystemd-dev libudev-dev libvirt-dev libext2fs-dev comerr-dev libblkid-dev
-  zlib1g-dev libisal-dev libcurl4-openssl-dev libssl-dev libxml2-dev libjson-c-dev
+  zlib1g-dev libisal-dev libcurl4-openssl-dev libssl-dev libxml2-dev libjson-c-dev libisofs-dev
   # tests and fuzzing
   libcmocka-dev clang libclang-rt-14-dev python3 util-linux fdisk e2fsprogs scdoc man-db groff-base bsdextrautils
   dbus-daemon dbus-bin systemd libxml2-utils gzip pigz curl openssl iproute2 bc git
+  genisoimage
   # packages: the .deb (tools/build-deb.sh), lintian, the RPM spec parsed by rpmspec
   debhelper dpkg-dev lintian rpm
   # the systemd boot test's Debian 12 guest (tests/boot/systemd)

@@ -2,7 +2,9 @@
 # Builds a tiny bootable image in the HEPiX format for the boot test: a raw disk with an MBR
 # (syslinux's mbr.bin), one bootable FAT partition with SYSLINUX, Debian's cloud kernel and a
 # busybox-static initramfs whose /init reports on the serial console what the guest sees (CPUs,
-# memory, the disk labelled "scratch", its size, a write and read on it) and powers off.
+# memory, the disk labelled "scratch", its size, a write and read on it; the context disk
+# labelled "cidata", mounted read-only, its context.sh sourced and its prolog.sh run, as the
+# HEPiX context service does) and powers off.
 # No loop devices or mounts: mkfs.fat --offset, mtools and syslinux --offset work on the file.
 # usage: make-guest.sh OUT.img
 set -euo pipefail
@@ -16,7 +18,9 @@ root="$work/root"
 mkdir -p "$root"/{bin,proc,sys,dev,mnt,modules}
 cp /bin/busybox "$root/bin/busybox"
 : > "$root/modules/order"
-for m in virtio_pci virtio_blk; do
+# the context disk is an IDE CD-ROM: ata_piix, sr_mod (and cdrom), isofs — all modules in
+# Debian's cloud kernel, loaded before anything looks for it
+for m in virtio_pci virtio_blk ata_piix sr_mod isofs; do
   modprobe -S "$kver" --show-depends "$m" | awk '$1 == "insmod" {print $2}'
 done | awk '!seen[$0]++' | while read -r ko; do
   cp "$ko" "$root/modules/"
@@ -47,6 +51,20 @@ if [ -n "$dev" ]; then
   else
     echo "HVWG-SCRATCH-RW: failed"
   fi
+fi
+ctx=""
+for i in 1 2 3 4 5; do
+  ctx=$(findfs LABEL=cidata 2>/dev/null) && break
+  [ -b /dev/sr0 ] && ctx=/dev/sr0 && break
+  sleep 1
+done
+echo "HVWG-CONTEXT-DEV: ${ctx:-none}"
+if [ -n "$ctx" ] && mkdir -p /ctx && mount -t iso9660 -o ro "$ctx" /ctx; then
+  echo "HVWG-CONTEXT-MOUNT: $(awk '$2 == "/ctx" {print $4}' /proc/mounts | cut -d, -f1)"
+  echo "HVWG-CONTEXT-FILES: $(ls /ctx | tr '\n' ' ')"
+  [ -f /ctx/context.sh ] && { set -a; . /ctx/context.sh; set +a; }
+  [ -f /ctx/prolog.sh ] && (cd /ctx && sh ./prolog.sh)
+  umount /ctx
 fi
 echo "HVWG-GUEST: powering off"
 sync

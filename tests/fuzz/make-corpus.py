@@ -61,7 +61,28 @@ def conf_seeds():
     open(os.path.join(out, "size"), "wb").write(b"64G")
 
 
+def context_seeds():
+    """fuzz_context: entries of (kind, key NUL, 2-byte length, value); kinds 0 user_data,
+    1 network_config, 2 meta_data, 3 context file, 4 context variable."""
+    out = os.path.join(here, "corpus/context")
+    os.makedirs(out, exist_ok=True)
+
+    def entry(kind, key, val):
+        return bytes([kind]) + key + b"\0" + struct.pack("<H", len(val)) + val
+    seeds = {
+        "hepix": entry(3, b"prolog.sh", b"#!/bin/sh\necho hi\n") + entry(4, b"MARK", b"it's $(x)") + entry(2, b"role", b"worker"),
+        "cloud-init": entry(0, b"", b"#cloud-config\nruncmd:\n - echo hi\n") + entry(1, b"", b"version: 2\n") +
+        entry(2, b"local-hostname", b"n\"7\n"),
+        "bad-names": entry(3, b"../x", b"y") + entry(3, b".hidden", b"") + entry(4, b"lower", b"v"),
+        "dups": entry(3, b"a", b"1") + entry(3, b"a", b"2"),
+        "both-context-sh": entry(3, b"context.sh", b"A=1") + entry(4, b"A", b"1"),
+    }
+    for k, v in seeds.items():
+        open(os.path.join(out, k), "wb").write(v)
+
+
 if __name__ == "__main__":
     mbr_seeds()
     gzip_seeds()
     conf_seeds()
+    context_seeds()

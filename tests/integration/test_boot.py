@@ -16,7 +16,10 @@ def main():
         h.need(shutil.which(tool), f"{tool} is not installed (tools/deps.sh installs it)")
     h.need(any(k.endswith("-cloud-amd64") for k in os.listdir("/lib/modules")), "no linux-image-cloud-amd64 kernel (tools/deps.sh)")
     build = os.environ.get("HVWG_BUILD") or tempfile.gettempdir()
-    guest = os.path.join(build, "guest", "guest.img")
+    # the guest is cached, keyed by the script that makes it
+    import hashlib
+    key = hashlib.sha1(open(os.path.join(h.SRC, "tests/boot/make-guest.sh"), "rb").read()).hexdigest()[:12]
+    guest = os.path.join(build, "guest", f"guest-{key}.img")
     os.makedirs(os.path.dirname(guest), exist_ok=True)
     if not os.path.exists(guest):
         subprocess.run(["bash", os.path.join(h.SRC, "tests/boot/make-guest.sh"), guest], check=True)
@@ -38,7 +41,12 @@ def main():
                     break
                 time.sleep(0.1)
             t0 = time.time()
-            r = env.ctl("create", "guest", "vm1", "--cores=2", "--hypervisor=qemu")
+            # its context: a prolog.sh (HEPiX) that prints a variable of context.sh and the instance-id of meta-data
+            prolog = os.path.join(env.src, "prolog.sh")
+            with open(prolog, "w") as f:
+                f.write('echo "HVWG-PROLOG: mark=$HVWG_MARK"\necho "HVWG-PROLOG-META: $(grep ^instance-id meta-data)"\n')
+            r = env.ctl("create", "guest", "vm1", "--cores=2", "--hypervisor=qemu", f"--context-file=prolog.sh={prolog}",
+                        "--context-var=HVWG_MARK=it's $(not run) `nor this`", "--meta-data=role=boot-test")
             h.check(r.returncode == 0, "CreateMachine on the real libvirtd: " + (r.stderr.strip() or "done"))
             console = os.path.join(env.machines, "vm1", "console.log")
             state = None
@@ -60,6 +68,13 @@ def main():
             h.check((val("HVWG-SCRATCH-DEV") or "").startswith("/dev/vd"), f"findfs LABEL=scratch finds {val('HVWG-SCRATCH-DEV')}")
             h.check(val("HVWG-SCRATCH-BYTES") == str(2 << 30), f"the scratch disk is 2 × 1 GiB ({val('HVWG-SCRATCH-BYTES')})")
             h.check(val("HVWG-SCRATCH-RW") == "ok", "the guest wrote and read a file on its scratch disk")
+            uuid = {x[0]: x for x in env.call("ListMachines")[0]}["vm1"][1]
+            h.check(val("HVWG-CONTEXT-DEV") == "/dev/sr0" and val("HVWG-CONTEXT-MOUNT") == "ro",
+                    f"the guest finds the context disk (LABEL=cidata: {val('HVWG-CONTEXT-DEV')}) and mounts it {val('HVWG-CONTEXT-MOUNT')}")
+            h.check((val("HVWG-CONTEXT-FILES") or "").split() == ["context.sh", "meta-data", "prolog.sh", "user-data"],
+                    f"the context disk holds {val('HVWG-CONTEXT-FILES')}")
+            h.check(val("HVWG-PROLOG") == "mark=it's $(not run) `nor this`", f"prolog.sh ran with context.sh's value, inert: {val('HVWG-PROLOG')}")
+            h.check(val("HVWG-PROLOG-META") == f'instance-id: "{uuid}"', f"meta-data's instance-id is the machine's UUID: {val('HVWG-PROLOG-META')}")
             r = subprocess.run(["e2fsck", "-fn", os.path.join(env.machines, "vm1", "scratch.img")], capture_output=True, text=True)
             h.check(r.returncode == 0, "the scratch disk is clean after the guest used it")
             r = env.ctl("destroy", "vm1")

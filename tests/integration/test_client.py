@@ -228,6 +228,14 @@ def main():
             h.check(r.returncode == 0 and "c" not in [i["name"] for i in json.loads(env.ctl("--json", "images").stdout)], "rm")
             r = subprocess.run([h.HVWGCTL, "--bus-address=unix:path=/nonexistent/bus", "status"], capture_output=True, text=True)
             h.check(r.returncode == 4 and "cannot connect" in r.stderr, "daemon not reachable: exit 4: " + r.stderr.strip())
+            # hvwgd dies while a client waits for its job: the client says so instead of waiting forever
+            w = subprocess.Popen([h.HVWGCTL, "--bus-address=" + env.address, "fetch", srv.url + "/slow/c.img.gz?bps=20000", "dies"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            time.sleep(1)
+            env.stop_daemon(signal.SIGKILL)
+            out, err = w.communicate(timeout=20)
+            h.check(w.returncode == 4 and "hvwgd went away while job" in err, "the daemon dies during a wait: exit 4 " + err.strip())
+            env.start_daemon()
             env.stop_daemon()
             r = env.ctl("status")
             h.check(r.returncode == 4 and "hvwgd is not running" in r.stderr, "daemon not running on the bus: exit 4: " + r.stderr.strip())

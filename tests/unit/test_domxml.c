@@ -115,6 +115,42 @@ static void test_xen(void **s) {
         free(xml);
 }
 
+/* The context disk: an IDE CD-ROM on kvm/qemu (machine type pc) and Xen HVM, read-only; a
+ * read-only xen disk on Xen PV; the scratch disk stays the second disk. */
+static void test_context_cdrom(void **s) {
+        (void)s;
+        static const struct { enum dom_hv hv; const char *what, *target, *device; } t[] = {
+                { DOM_KVM, "kvm", "<target dev=\"hdc\" bus=\"ide\"/>", "device=\"cdrom\"" },
+                { DOM_QEMU, "qemu", "<target dev=\"hdc\" bus=\"ide\"/>", "device=\"cdrom\"" },
+                { DOM_XEN_HVM, "xen hvm", "<target dev=\"hdc\" bus=\"ide\"/>", "device=\"cdrom\"" },
+                { DOM_XEN_PV, "xen pv", "<target dev=\"xvdc\" bus=\"xen\"/>", "device=\"disk\"" },
+        };
+        for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+                struct dom_spec d = base(t[i].hv);
+                d.context_iso = "/var/lib/hvwgd/machines/vm-1/context.iso";
+                char *xml = NULL;
+                struct hv_error e = { 0 };
+                assert_int_equal(domxml_build(&d, &xml, &e), 0);
+                validate(xml, t[i].what);
+                const char *iso = strstr(xml, "<source file=\"/var/lib/hvwgd/machines/vm-1/context.iso\"/>");
+                assert_non_null(iso);
+                const char *disk = iso;
+                while (disk > xml && strncmp(disk, "<disk ", 6) != 0)
+                        disk--;
+                const char *end = strstr(iso, "</disk>");
+                assert_non_null(end);
+                char block[512];
+                snprintf(block, sizeof(block), "%.*s", (int)(end - disk), disk);
+                assert_non_null(strstr(block, t[i].device));
+                assert_non_null(strstr(block, t[i].target));
+                assert_non_null(strstr(block, "<readonly/>"));
+                /* order: root, scratch, then the context disk */
+                const char *scratch = strstr(xml, "scratch.img");
+                assert_true(scratch && scratch < iso);
+                free(xml);
+        }
+}
+
 static void test_escaping(void **s) {
         (void)s;
         struct dom_spec d = base(DOM_KVM);
@@ -159,7 +195,7 @@ static void test_refusals(void **s) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_kvm), cmocka_unit_test(test_qemu_writeback_no_scratch), cmocka_unit_test(test_xen),
-                cmocka_unit_test(test_escaping), cmocka_unit_test(test_refusals),
+                cmocka_unit_test(test_context_cdrom), cmocka_unit_test(test_escaping), cmocka_unit_test(test_refusals),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
