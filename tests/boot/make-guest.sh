@@ -3,8 +3,8 @@
 # (syslinux's mbr.bin), one bootable FAT partition with SYSLINUX, Debian's cloud kernel and a
 # busybox-static initramfs whose /init reports on the serial console what the guest sees (CPUs,
 # memory, the disk labelled "scratch", its size, a write and read on it; the context disk
-# labelled "cidata", mounted read-only, its context.sh sourced and its prolog.sh run, as the
-# HEPiX context service does) and powers off.
+# labelled "cidata" read by contrib/context/hvwg-context, the image-side context service, which
+# runs its prolog.sh with context.sh's variables) and powers off.
 # No loop devices or mounts: mkfs.fat --offset, mtools and syslinux --offset work on the file.
 # usage: make-guest.sh OUT.img
 set -euo pipefail
@@ -15,8 +15,10 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 root="$work/root"
-mkdir -p "$root"/{bin,proc,sys,dev,mnt,modules}
+here=$(cd "$(dirname "$0")" && pwd)
+mkdir -p "$root"/{bin,proc,sys,dev,mnt,modules,run,tmp,usr/libexec}
 cp /bin/busybox "$root/bin/busybox"
+cp "$here/../../contrib/context/hvwg-context" "$root/usr/libexec/hvwg-context"
 : > "$root/modules/order"
 # the context disk is an IDE CD-ROM: ata_piix, sr_mod (and cdrom), isofs — all modules in
 # Debian's cloud kernel, loaded before anything looks for it
@@ -52,20 +54,11 @@ if [ -n "$dev" ]; then
     echo "HVWG-SCRATCH-RW: failed"
   fi
 fi
-ctx=""
-for i in 1 2 3 4 5; do
-  ctx=$(findfs LABEL=cidata 2>/dev/null) && break
-  [ -b /dev/sr0 ] && ctx=/dev/sr0 && break
-  sleep 1
-done
-echo "HVWG-CONTEXT-DEV: ${ctx:-none}"
-if [ -n "$ctx" ] && mkdir -p /ctx && mount -t iso9660 -o ro "$ctx" /ctx; then
-  echo "HVWG-CONTEXT-MOUNT: $(awk '$2 == "/ctx" {print $4}' /proc/mounts | cut -d, -f1)"
-  echo "HVWG-CONTEXT-FILES: $(ls /ctx | tr '\n' ' ')"
-  [ -f /ctx/context.sh ] && { set -a; . /ctx/context.sh; set +a; }
-  [ -f /ctx/prolog.sh ] && (cd /ctx && sh ./prolog.sh)
-  umount /ctx
-fi
+# the HEPiX context service of contrib/, as an image would run it (it finds LABEL=cidata itself)
+HVWG_CONTEXT_WAIT=10 sh /usr/libexec/hvwg-context prolog 2>&1 | sed 's/^/HVWG-CTX-LOG: /'
+echo "HVWG-CONTEXT-FILES: $(ls /run/hvwg-context 2>/dev/null | tr '\n' ' ')"
+echo "HVWG-CONTEXT-MODE: $(stat -c %a /run/hvwg-context 2>/dev/null)"
+echo "HVWG-CONTEXT-MOUNTS: $(grep -c iso9660 /proc/mounts)"
 echo "HVWG-GUEST: powering off"
 sync
 poweroff -f
