@@ -11,10 +11,10 @@
 
 struct ctl_args arg;
 volatile sig_atomic_t interrupted;
+const char *ctl_program = "hvwgctl";
 
 static void on_signal(int sig) {
-        (void)sig;
-        interrupted = 1;
+        interrupted = sig;
 }
 
 void ctl_catch_signals(void) {
@@ -70,9 +70,9 @@ static int verror(const char *name, const char *fmt, va_list ap) {
                                                                   (arg.json == JSON_PRETTY ? JSON_C_TO_STRING_PRETTY : JSON_C_TO_STRING_PLAIN)));
                 json_object_put(o);
         } else {
-                fprintf(stderr, "hvwgctl: %s\n", msg);
+                fprintf(stderr, "%s: %s\n", ctl_program, msg);
                 if (arg.verbose && name)
-                        fprintf(stderr, "hvwgctl: (%s)\n", name);
+                        fprintf(stderr, "%s: (%s)\n", ctl_program, name);
         }
         return ctl_exit_for(name);
 }

@@ -36,7 +36,10 @@ struct ctl_args {
         unsigned n_meta_data, n_context_files, n_context_vars;
 };
 extern struct ctl_args arg;
+/* The signal that interrupted (SIGINT, SIGTERM), 0 while none did. */
 extern volatile sig_atomic_t interrupted;
+/* The name errors are prefixed with ("hvwgctl", "hvwg-run"). */
+extern const char *ctl_program;
 
 /* ---- common.c ---- */
 int ctl_connect(sd_bus **ret);

@@ -168,7 +168,7 @@ static int wait_job(sd_bus *bus, struct wait_state *w) {
                 if (interrupted && !canceled) {
                         canceled = true;
                         if (!arg.quiet)
-                                fprintf(stderr, "\nhvwgctl: interrupted, canceling job %u\n", w->id);
+                                fprintf(stderr, "\n%s: interrupted, canceling job %u\n", ctl_program, w->id);
                         sd_bus_call_method(bus, BUS_NAME, OBJ, MGR, "CancelJob", NULL, NULL, "u", w->id);
                 }
                 int r = sd_bus_process(bus, NULL);
@@ -201,7 +201,7 @@ static int wait_job(sd_bus *bus, struct wait_state *w) {
                         printf("job %u: done\n", w->id);
         } else if (strcmp(w->result, "canceled") == 0) {
                 if (!arg.json)
-                        fprintf(stderr, "hvwgctl: job %u canceled\n", w->id);
+                        fprintf(stderr, "%s: job %u canceled\n", ctl_program, w->id);
                 code = EXIT_CANCELED;
         } else {
                 const char *name = w->error_name && *w->error_name ? w->error_name : NULL;

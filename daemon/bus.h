@@ -29,6 +29,8 @@ struct source_check {
 int bus_setup(struct manager *m);
 int bus_job_setup(struct manager *m);
 int bus_machine_setup(struct manager *m);
+/* At the end: what bus_machine.c holds (the bindings to callers). */
+void bus_machine_free(struct manager *m);
 /* Mutating calls: root, or a member of the group hvwg (the bus policy says the same; this is
  * the second lock). 0, or a negative errno with ret set to AccessDenied. */
 int bus_check_access(struct manager *m, sd_bus_message *msg, const char *what, uid_t *ret_uid, sd_bus_error *ret);

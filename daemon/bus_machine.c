@@ -17,6 +17,105 @@
 #include "machine_ops.h"
 #include "opts.h"
 
+/* ---- machines bound to their caller (bind_to_caller): destroyed when its connection closes,
+ * so a batch wrapper killed with SIGKILL leaves no VM behind ---- */
+
+struct bus_binding {
+        struct manager *m;
+        char sender[256];
+        char name[HV_NAME_MAX + 1];
+        bool gone;
+        sd_bus_slot *watch, *probe;
+        struct bus_binding *next;
+};
+
+static void binding_free(struct manager *m, struct bus_binding *b) {
+        for (struct bus_binding **pp = &m->bindings; *pp; pp = &(*pp)->next)
+                if (*pp == b) {
+                        *pp = b->next;
+                        break;
+                }
+        sd_bus_slot_unref(b->watch);
+        sd_bus_slot_unref(b->probe);
+        free(b);
+}
+
+/* The caller is gone: its machine goes (or its creation is canceled). */
+static void binding_gone(struct bus_binding *b) {
+        struct manager *m = b->m;
+        b->gone = true;
+        struct job *j = jobs_find_target(m->jobs, &create_kind, b->name);
+        if (j) {
+                log_info("machine %s: its caller %s left the bus: canceling its creation (job %u)", b->name, b->sender, j->id);
+                job_cancel(j);
+                return; /* the machine appears (and goes) or the binding is dropped with the caller's next end */
+        }
+        if (!machines_exists(m->machines, b->name)) {
+                binding_free(m, b);
+                return;
+        }
+        log_info("machine %s: its caller %s left the bus: destroying it", b->name, b->sender);
+        struct life_args a = { .reason = "caller-gone" };
+        struct hv_error e = { 0 };
+        if (lifecycle_run(m->life, LIFE_DESTROY, b->name, &a, NULL, NULL, &e) < 0 && e.err != EBUSY)
+                log_warning("machine %s: %s", b->name, e.msg);
+}
+
+static int on_owner_changed(sd_bus_message *msg, void *ud, sd_bus_error *err) {
+        (void)err;
+        struct bus_binding *b = ud;
+        const char *name, *old, *new;
+        if (sd_bus_message_read(msg, "sss", &name, &old, &new) >= 0 && strcmp(name, b->sender) == 0 && !*new && !b->gone)
+                binding_gone(b);
+        return 0;
+}
+
+/* The caller may have left before the watch was in place. */
+static int on_has_owner(sd_bus_message *reply, void *ud, sd_bus_error *err) {
+        (void)err;
+        struct bus_binding *b = ud;
+        int has = 1;
+        b->probe = sd_bus_slot_unref(b->probe);
+        if (!sd_bus_message_is_method_error(reply, NULL) && sd_bus_message_read(reply, "b", &has) >= 0 && !has && !b->gone)
+                binding_gone(b);
+        return 0;
+}
+
+static int bind_to_caller(struct manager *m, sd_bus_message *msg, const char *name, sd_bus_error *ret) {
+        const char *sender = sd_bus_message_get_sender(msg);
+        if (!sender || strlen(sender) >= sizeof(((struct bus_binding *)0)->sender))
+                return bus_fail(ret, HV_E_INVALID_ARGS, "bind_to_caller needs a caller on a message bus");
+        struct bus_binding *b = calloc(1, sizeof(*b));
+        if (!b)
+                return -ENOMEM;
+        b->m = m;
+        snprintf(b->sender, sizeof(b->sender), "%s", sender);
+        snprintf(b->name, sizeof(b->name), "%s", name);
+        char match[512];
+        snprintf(match, sizeof(match),
+                 "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',interface='org.freedesktop.DBus',"
+                 "member='NameOwnerChanged',arg0='%s'", sender);
+        int r = sd_bus_add_match(m->bus, &b->watch, match, on_owner_changed, b);
+        if (r >= 0)
+                r = sd_bus_call_method_async(m->bus, &b->probe, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                                             "NameHasOwner", on_has_owner, b, "s", sender);
+        if (r < 0) {
+                sd_bus_slot_unref(b->watch);
+                free(b);
+                return bus_fail(ret, HV_E_FAILED, "cannot watch the caller's connection: %s", strerror(-r));
+        }
+        b->next = m->bindings;
+        m->bindings = b;
+        return 0;
+}
+
+static struct bus_binding *binding_of(struct manager *m, const char *name) {
+        for (struct bus_binding *b = m->bindings; b; b = b->next)
+                if (strcmp(b->name, name) == 0)
+                        return b;
+        return NULL;
+}
+
 /* The host's limits and what machines (and creations under way) have of them. */
 void bus_capacity(struct manager *m, struct capacity *c) {
         struct machine_totals t;
@@ -109,10 +208,17 @@ int bus_method_create_machine(sd_bus_message *msg, void *ud, sd_bus_error *ret) 
         struct context_files files = { 0 };
         if (context_given(ctx) && context_build(ctx, cp.uuid, name, &files) < 0)
                 return -ENOMEM;
+        if (cp.bind_to_caller && (r = bind_to_caller(m, msg, name, ret)) < 0) {
+                context_files_free(&files);
+                return r;
+        }
         struct create_job *cj = create_job_new(name, &cp, uid, &files, m->snap, m->virt, m->machines);
         struct job *j = cj ? job_new(m->jobs, &create_kind, name, image, uid, cj) : NULL;
-        if (!j)
+        if (!j) {
+                if (cp.bind_to_caller)
+                        binding_free(m, binding_of(m, name));
                 return -ENOMEM;
+        }
         log_info("job %u: create %smachine %s from %s: %u cores, %llu MiB, scratch %llu GiB, %s, context %s (uid %u)", j->id,
                  cp.transient ? "transient " : "", name, image, cores, (unsigned long long)cp.memory_mib,
                  (unsigned long long)(cp.scratch_bytes >> 30), dom_hv_name(cp.hv), cj->context.n ? "yes" : "none", (unsigned)uid);
@@ -316,6 +422,11 @@ int bus_method_get_machine(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
 
 static void on_machine_event(void *ud, const struct machine_event *ev) {
         struct manager *m = ud;
+        struct bus_binding *b = binding_of(m, ev->m.name);
+        if (b && ev->kind == MACHINE_REMOVED)
+                binding_free(m, b);
+        else if (b && b->gone && !ev->m.destroying) /* made after its caller left */
+                binding_gone(b);
         const char *state = ev->kind == MACHINE_REMOVED ? "undefined" : ev->m.state;
         int r = sd_bus_emit_signal(m->bus, HV_OBJ_PATH, HV_MANAGER_IFACE, "MachineStateChanged", "ss", ev->m.name, state);
         if (r >= 0 && ev->kind == MACHINE_REMOVED)
@@ -328,6 +439,21 @@ static void on_machine_event(void *ud, const struct machine_event *ev) {
                 log_warning("cannot emit the signals of machine %s: %s", ev->m.name, strerror(-r));
 }
 
+/* A creation that made no machine leaves no binding behind. */
+static void on_job_event(void *ud, enum job_event ev, struct job *j) {
+        struct manager *m = ud;
+        if (ev != JOB_REMOVED || j->kind != &create_kind || machines_exists(m->machines, j->target))
+                return;
+        for (struct bus_binding *b; (b = binding_of(m, j->target));)
+                binding_free(m, b);
+}
+
 int bus_machine_setup(struct manager *m) {
-        return machines_subscribe(m->machines, on_machine_event, m);
+        int r = machines_subscribe(m->machines, on_machine_event, m);
+        return r < 0 ? r : jobs_subscribe(m->jobs, on_job_event, m);
+}
+
+void bus_machine_free(struct manager *m) {
+        while (m->bindings)
+                binding_free(m, m->bindings);
 }

@@ -341,6 +341,7 @@ void manager_free(struct manager *m) {
         m->virt = virt_free(m->virt);
         if (m->loop)
                 loop_run_pending(m->loop); /* what the libvirt thread posted last */
+        bus_machine_free(m);
         if (m->bus) {
                 sd_bus_flush(m->bus);
                 m->bus = sd_bus_flush_close_unref(m->bus);

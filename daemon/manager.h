@@ -42,6 +42,7 @@ struct manager {
         unsigned n_threads;             /* source checks and destroys whose result is still to come */
         struct source_check *checks;    /* bus.c: FetchImage calls whose file:// source is being opened */
         unsigned n_checks;
+        struct bus_binding *bindings;   /* bus_machine.c: machines bound to their caller's connection */
         bool stopping;
         /* the bus call being handled (bus.c): its caller and audit record */
         struct bus_call {

@@ -122,11 +122,11 @@ int scratch_size(uint32_t cores, uint64_t per_core_gib, bool have_opt, uint64_t 
         return 0;
 }
 
-enum { C_MEMORY, C_SCRATCH, C_FS, C_HV, C_NET, C_TRANSIENT, C_START, C_USER_DATA, C_META, C_NETCONF, C_FILES, C_VARS };
+enum { C_MEMORY, C_SCRATCH, C_FS, C_HV, C_NET, C_TRANSIENT, C_START, C_BIND, C_USER_DATA, C_META, C_NETCONF, C_FILES, C_VARS };
 static const struct opt_spec create_specs[] = {
         [C_MEMORY] = { "memory_mib", 't' }, [C_SCRATCH] = { "scratch_gib", 't' }, [C_FS] = { "scratch_fs", 's' },
         [C_HV] = { "hypervisor", 's' },     [C_NET] = { "network", 's' },          [C_TRANSIENT] = { "transient", 'b' },
-        [C_START] = { "start", 'b' },
+        [C_START] = { "start", 'b' },       [C_BIND] = { "bind_to_caller", 'b' },
         /* the context: its values were read into a context_input by the bus edge (context.c checks them) */
         [C_USER_DATA] = { "user_data", OPT_BYTES },  [C_META] = { "meta_data", OPT_STRING_MAP },
         [C_NETCONF] = { "network_config", OPT_BYTES }, [C_FILES] = { "context_files", OPT_BYTES_MAP },
@@ -169,6 +169,9 @@ int opts_create(const struct opt_value *v, size_t n, uint32_t cores, const struc
                         break;
                 case C_START:
                         cp->start = o->b;
+                        break;
+                case C_BIND:
+                        cp->bind_to_caller = o->b;
                         break;
                 default: /* the context */
                         break;

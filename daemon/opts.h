@@ -50,6 +50,7 @@ struct create_params {
         char network[HV_NAME_MAX + 1];
         bool transient;
         bool start;
+        bool bind_to_caller;    /* destroyed when the caller's bus connection closes */
         char uuid[HV_UUID_STR]; /* the caller's (bus edge) to fill: the domain's and the context's instance-id */
 };
 
@@ -93,7 +94,7 @@ int scratch_size(uint32_t cores, uint64_t per_core_gib, bool have_opt, uint64_t 
 int opts_fetch(const struct opt_value *v, size_t n, uint64_t max_image_size, enum gunzip_engine engine,
                struct fetch_params *fp, struct hv_error *e);
 /* CreateMachine's cores and options (memory_mib, scratch_gib, scratch_fs, hypervisor, network,
- * transient, start); image and image_path are the caller's to fill. */
+ * transient, start, bind_to_caller, and the context's keys); image and image_path are the caller's to fill. */
 int opts_create(const struct opt_value *v, size_t n, uint32_t cores, const struct create_defaults *d,
                 struct create_params *cp, struct hv_error *e);
 /* StopMachine's options (force, timeout_sec ≤ one day). */
