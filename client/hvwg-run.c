@@ -210,7 +210,11 @@ struct follow {
         bool inside;
         bool newline_due; /* the end of the last output line: written once another line follows */
         int status;
+        uint64_t begin_usec, end_usec; /* when the markers were seen */
 };
+
+/* --verbose: where the time went. */
+static uint64_t t_start, t_created;
 
 static void take_line(struct follow *f) {
         f->line[f->len] = 0;
@@ -222,7 +226,9 @@ static void take_line(struct follow *f) {
         if (k == 1) {
                 f->inside = true;
                 f->newline_due = false;
+                f->begin_usec = hv_mono_usec();
         } else if (k == 2) {
+                f->end_usec = hv_mono_usec();
                 /* the newline before the marker is the script's: output without a final newline
                  * stays without */
                 f->inside = false;
@@ -322,6 +328,12 @@ static int run(sd_bus *bus, const char *name, const char *nonce, uint64_t timeou
                 take_line(&f);
         if (f.fd >= 0)
                 close(f.fd);
+        if (opt.verbose && f.begin_usec && f.end_usec) {
+                uint64_t t_gone = hv_mono_usec();
+                fprintf(stderr, "hvwg-run: timing: create %.2f s, boot %.2f s, command %.2f s, power-off and removal %.2f s, total %.2f s\n",
+                        (double)(t_created - t_start) / 1e6, (double)(f.begin_usec - t_created) / 1e6,
+                        (double)(f.end_usec - f.begin_usec) / 1e6, (double)(t_gone - f.end_usec) / 1e6, (double)(t_gone - t_start) / 1e6);
+        }
         return code;
 }
 
@@ -428,7 +440,9 @@ int main(int argc, char **argv) {
                 sd_bus_flush_close_unref(bus);
                 return RUN_EXIT_FAILED;
         }
+        t_start = hv_mono_usec();
         int code = create(bus, &a, name, script, cores, memory >> 20, (scratch >> 30) * cores);
+        t_created = hv_mono_usec();
         if (code == 0)
                 code = run(bus, name, nonce, timeout, &st);
         sd_bus_flush_close_unref(bus);

@@ -19,6 +19,8 @@ PKGS=(
   # running machines (libvirt + qemu)
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-daemon-system libvirt-clients
   qemu-system-x86 qemu-utils
+  # batch jobs in VMs on a real Slurm (tests/integration/test_slurm.py)
+  slurmctld slurmd slurm-client munge procps
   # the boot test's tiny guest (tests/boot/make-guest.sh)
   linux-image-cloud-amd64 busybox-static syslinux syslinux-common mtools dosfstools cpio
 )
