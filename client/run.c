@@ -78,15 +78,11 @@ void run_alloc_from_env(run_getenv_fn get, void *ud, const char *machine_ad, con
                 a->memory_mib = v;
                 a->memory_from = "the HTCondor machine ad (Memory)";
         }
+        /* SLURM_JOB_ID is unique per array task too, and what Prolog and Epilog see */
         const char *job = get("SLURM_JOB_ID", ud);
         if (parse_u64(job, &v)) {
                 a->system = "slurm";
-                const char *task = get("SLURM_ARRAY_TASK_ID", ud);
-                uint64_t t;
-                if (parse_u64(task, &t))
-                        snprintf(a->job_id, sizeof(a->job_id), "%llu_%llu", (unsigned long long)v, (unsigned long long)t);
-                else
-                        snprintf(a->job_id, sizeof(a->job_id), "%llu", (unsigned long long)v);
+                snprintf(a->job_id, sizeof(a->job_id), "%llu", (unsigned long long)v);
                 return;
         }
         char cl[32], pr[32];

@@ -26,7 +26,7 @@ struct run_alloc {
 
 /* Cores: SLURM_CPUS_PER_TASK, SLURM_CPUS_ON_NODE, HTCondor's machine ad Cpus (ad: its text, may
  * be NULL), OMP_NUM_THREADS, else 1. Memory: SLURM_MEM_PER_NODE, SLURM_MEM_PER_CPU × cores, the
- * ad's Memory (MiB), else 0. The job: SLURM_JOB_ID (+ _SLURM_ARRAY_TASK_ID), the job ad's
+ * ad's Memory (MiB), else 0. The job: SLURM_JOB_ID (an array task's own), the job ad's
  * ClusterId.ProcId (job_ad: its text). Malformed values are skipped. */
 void run_alloc_from_env(run_getenv_fn get, void *ud, const char *machine_ad, const char *job_ad, struct run_alloc *a);
 /* The value of "Key = value" in a ClassAd text (numbers or quoted strings, quotes dropped). */
