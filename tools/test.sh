@@ -3,7 +3,7 @@
 # then runs each fuzz target for a bounded time. Run as root on Debian 12.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-FUZZ_SECONDS=${FUZZ_SECONDS:-40}
+FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 
 bash tools/deps.sh
 echo "== every command the tests run comes from tools/deps.sh on a minbase Debian 12"
@@ -17,9 +17,10 @@ echo "== ctest (normal)"
 
 echo "== build (ASan+UBSan)"
 dir=$(bash tools/build.sh asan)
-echo "== ctest (ASan+UBSan, LeakSanitizer on)"
+echo "== ctest (ASan+UBSan, LeakSanitizer on; the real Slurm runs in the normal pass only: the daemon's"
+echo "   paths it takes run under the sanitizers in test_run, and the suite stays under 20 minutes)"
 (cd "$dir" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-   ctest --output-on-failure --timeout 900)
+   ctest --output-on-failure --timeout 900 -E '^integration_test_slurm$')
 
 echo "== build matrix (-Werror: gcc Release/Debug, clang Release, dpkg-buildflags)"
 bash tools/build-matrix.sh
