@@ -371,6 +371,8 @@ int bus_method_destroy_machine(sd_bus_message *msg, void *ud, sd_bus_error *ret)
                 return r;
         if ((r = opts_destroy(opts, n_opts, &keep, &e)) < 0)
                 return bus_reply_error(ret, &e);
+        if (keep && x.transient)
+                return bus_fail(ret, HV_E_INVALID_ARGS, "machine %s is transient: it leaves nothing behind, keep_disks cannot apply", x.name);
         log_info("destroying machine %s%s", x.name, keep ? " (keeping its disks)" : "");
         struct life_args a = { .keep_disks = keep, .reason = "destroyed" };
         return run_life(m, msg, LIFE_DESTROY, x.name, &a, true, ret);

@@ -173,8 +173,10 @@ def main():
             time.sleep(1.1)  # distinct mtimes
         logs = sorted(os.listdir(os.path.join(env.machines, ".logs")))
         h.check(len(logs) == 2 and os.path.basename(kept[0]) not in logs, f"KeepConsoleLogs=2: the oldest went {logs}")
-        # a transient machine destroyed by its owner: reason destroyed
+        # a transient machine destroyed by its owner: reason destroyed (its disks cannot be kept)
         rc, out, err = create("vm-td", "--transient")
+        r = env.call("DestroyMachine", "sa{sv}", "vm-td", "1", "keep_disks", "b", "true", check=False)
+        h.check(r.returncode != 0 and "vm-td" in {x[0] for x in env.call("ListMachines")[0]}, "keep_disks on a transient machine: refused")
         env.call("DestroyMachine", "sa{sv}", "vm-td", "0")
         h.check(sig.wait("MachineRemoved", lambda d: d[0] == "vm-td" and d[1] == "destroyed"), "MachineRemoved(vm-td, destroyed)")
         # across a restart: test:///default forgets its domains, as a host that rebooted would
