@@ -15,7 +15,7 @@ os.environ.setdefault("HVWGD", os.path.join(build, "hvwgd"))
 os.environ.setdefault("HVWGCTL", os.path.join(build, "hvwgctl"))
 os.environ.setdefault("HVWG_BUILD", build)
 import harness as h  # noqa: E402
-from test_run import RUN, guest_image  # noqa: E402
+from test_run import RUN  # noqa: E402
 
 XML = """<domain type='qemu'><name>{name}</name><memory unit='MiB'>128</memory><vcpu>1</vcpu>
 <os><type arch='x86_64' machine='pc'>hvm</type></os><features><acpi/><apic/></features>
@@ -56,7 +56,7 @@ def by_hand(uri, guest, work, i):
 
 def main():
     runs = int(sys.argv[2]) if len(sys.argv) > 2 and sys.argv[1] == "--runs" else 3
-    guest = guest_image()
+    guest = h.guest_image()
     tmp = tempfile.mkdtemp(prefix="hvwg-bench-run-")
     libvirtd, uri, ok = h.start_libvirtd(tmp)
     if not ok:

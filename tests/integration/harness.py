@@ -309,6 +309,20 @@ def start_libvirtd(tmp):
     return p, uri, ok
 
 
+def guest_image():
+    """The tiny bootable guest of tests/boot/make-guest.sh (with contrib's context service in it),
+    made if missing and cached in the build directory, keyed by the scripts that make it."""
+    import hashlib, tempfile
+    build = os.environ.get("HVWG_BUILD") or tempfile.gettempdir()
+    key = hashlib.sha1(b"".join(open(os.path.join(SRC, f), "rb").read()
+                                for f in ("tests/boot/make-guest.sh", "contrib/context/hvwg-context"))).hexdigest()[:12]
+    guest = os.path.join(build, "guest", f"guest-{key}.img")
+    os.makedirs(os.path.dirname(guest), exist_ok=True)
+    if not os.path.exists(guest):
+        subprocess.run(["bash", os.path.join(SRC, "tests/boot/make-guest.sh"), guest], check=True)
+    return guest
+
+
 def need_libvirtd():
     """Skips unless libvirtd can run here; returns a temp dir for start_libvirtd()."""
     import shutil, tempfile

@@ -15,15 +15,7 @@ def main():
     for tool in ("libvirtd", "virsh", "qemu-system-x86_64", "syslinux", "mcopy", "mkfs.fat", "cpio"):
         h.need(shutil.which(tool), f"{tool} is not installed (tools/deps.sh installs it)")
     h.need(any(k.endswith("-cloud-amd64") for k in os.listdir("/lib/modules")), "no linux-image-cloud-amd64 kernel (tools/deps.sh)")
-    build = os.environ.get("HVWG_BUILD") or tempfile.gettempdir()
-    # the guest is cached, keyed by the script that makes it
-    import hashlib
-    key = hashlib.sha1(b"".join(open(os.path.join(h.SRC, f), "rb").read()
-                                for f in ("tests/boot/make-guest.sh", "contrib/context/hvwg-context"))).hexdigest()[:12]
-    guest = os.path.join(build, "guest", f"guest-{key}.img")
-    os.makedirs(os.path.dirname(guest), exist_ok=True)
-    if not os.path.exists(guest):
-        subprocess.run(["bash", os.path.join(h.SRC, "tests/boot/make-guest.sh"), guest], check=True)
+    guest = h.guest_image()
     tmp = tempfile.mkdtemp(prefix="hvwg-boot-")
     libvirtd, uri, ok = h.start_libvirtd(tmp)
     try:

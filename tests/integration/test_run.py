@@ -69,7 +69,7 @@ def real_guest():
     if os.geteuid() != 0 or not all(shutil.which(t) for t in ("libvirtd", "virsh", "qemu-system-x86_64", "syslinux")):
         print("SKIP part: no libvirtd/QEMU here (tools/deps.sh installs them)")
         return
-    guest = guest_image()
+    guest = h.guest_image()
     tmp = tempfile.mkdtemp(prefix="hvwg-run-")
     libvirtd, uri, ok = h.start_libvirtd(tmp)
     try:
@@ -99,19 +99,6 @@ def real_guest():
     finally:
         h.stop_process(libvirtd)
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def guest_image():
-    """The boot test's guest (made if missing, cached by its script)."""
-    import hashlib
-    build = os.environ.get("HVWG_BUILD") or tempfile.gettempdir()
-    key = hashlib.sha1(b"".join(open(os.path.join(h.SRC, f), "rb").read()
-                                for f in ("tests/boot/make-guest.sh", "contrib/context/hvwg-context"))).hexdigest()[:12]
-    guest = os.path.join(build, "guest", f"guest-{key}.img")
-    os.makedirs(os.path.dirname(guest), exist_ok=True)
-    if not os.path.exists(guest):
-        subprocess.run(["bash", os.path.join(h.SRC, "tests/boot/make-guest.sh"), guest], check=True)
-    return guest
 
 
 if __name__ == "__main__":

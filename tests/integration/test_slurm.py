@@ -9,7 +9,7 @@ each with its own scratch disk). No machine is ever left."""
 import os, re, shutil, signal, socket, subprocess, sys, tempfile, time
 sys.path.insert(0, os.path.dirname(__file__))
 import harness as h
-from test_run import RUN, guest_image
+from test_run import RUN
 
 TOOLS = ("munged", "munge", "slurmctld", "slurmd", "sbatch", "scontrol", "scancel", "squeue", "libvirtd", "virsh", "qemu-system-x86_64")
 
@@ -125,7 +125,7 @@ def main():
     h.need(os.geteuid() == 0, "needs root (slurmd, libvirtd)")
     for t in TOOLS:
         h.need(shutil.which(t), f"{t} is not installed (tools/deps.sh installs slurmctld, slurmd, munge, libvirt, QEMU)")
-    guest = guest_image()
+    guest = h.guest_image()
     tmp = tempfile.mkdtemp(prefix="hvwg-slurm-")
     os.chmod(tmp, 0o755)
     libvirtd, uri, ok = h.start_libvirtd(tmp)
