@@ -81,7 +81,8 @@ def main():
                                      stderr=subprocess.DEVNULL, text=True)
             time.sleep(0.5)
             t0 = time.time()
-            r = env.ctl("create", "guest", "vm2", "--cores=1", "--hypervisor=qemu", "--transient")
+            # (a context, even a trivial one: the guest's context service then need not wait for one)
+            r = env.ctl("create", "guest", "vm2", "--cores=1", "--hypervisor=qemu", "--transient", "--context-var=A=1")
             h.check(r.returncode == 0, "a transient machine on the real libvirtd: " + (r.stderr.strip() or "started"))
             follow = subprocess.Popen([h.HVWGCTL, "--bus-address=" + env.address, "console", "-f", "vm2"], stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True)
@@ -109,7 +110,7 @@ def main():
 
             # DestroyMachine at the moment the guest powers off by itself (test_lifecycle repeats
             # the race many times on test:///default; this is the real QEMU once)
-            r = env.ctl("create", "guest", "vm3", "--cores=1", "--hypervisor=qemu", "--scratch=0")
+            r = env.ctl("create", "guest", "vm3", "--cores=1", "--hypervisor=qemu", "--context-var=A=1")
             log3 = os.path.join(env.machines, "vm3", "console.log")
             seen = h.wait_for(lambda: os.path.exists(log3) and "HVWG-GUEST: powering off" in open(log3, errors="replace").read(), 120, 0.01)
             r = env.ctl("destroy", "vm3")

@@ -184,7 +184,7 @@ def main():
             slurm.wait_done(jid, 60)
 
             # 4. --timeout: exit 124, the VM gone
-            jid = slurm.sbatch("-c", "1", "-o", "job-%j.out", "--wrap", f"{run} --timeout=20s -- sleep 600", cwd=work)
+            jid = slurm.sbatch("-c", "1", "-o", "job-%j.out", "--wrap", f"{run} --timeout=8s -- sleep 600", cwd=work)
             h.check(slurm.wait_done(jid, 180) and slurm.job(jid).get("ExitCode") == "124:0",
                     f"--timeout: the job's exit code {slurm.job(jid).get('ExitCode')}")
             h.check(h.wait_for(lambda: not machines(), 30), "no machine left")
