@@ -30,6 +30,8 @@ void hv_conf_defaults(struct hv_conf *c) {
         c->max_concurrent = 2;
         c->connect_timeout_sec = 30;
         c->stall_timeout_sec = 60;
+        c->retries = 5;
+        c->retry_max_delay_sec = 60;
         c->max_redirects = 10;
         strcpy(c->inflate, "isal");
         c->jobs_per_user = 8;
@@ -270,6 +272,8 @@ static int apply(struct hv_conf *c, enum section sec, const char *k, const char 
                         { "MaxConcurrent", &c->max_concurrent, 1, 64 },
                         { "ConnectTimeoutSec", &c->connect_timeout_sec, 1, 3600 },
                         { "StallTimeoutSec", &c->stall_timeout_sec, 1, 86400 },
+                        { "Retries", &c->retries, 0, 100 },
+                        { "RetryMaxDelaySec", &c->retry_max_delay_sec, 1, 3600 },
                         { "MaxRedirects", &c->max_redirects, 0, 50 },
                         { "JobsPerUser", &c->jobs_per_user, 1, 1024 },
                         { "RunningJobsPerUser", &c->running_per_user, 0, 64 },
@@ -450,6 +454,7 @@ void hv_conf_print(FILE *f, const struct hv_conf *c) {
         fprintf(f, "[Fetch]\nMaxConcurrent=%u\nConnectTimeoutSec=%u\nStallTimeoutSec=%u\nMaxRedirects=%u\nInflate=%s\nCAPath=%s\nProxy=%s\nJobsPerUser=%u\n",
                c->max_concurrent, c->connect_timeout_sec, c->stall_timeout_sec, c->max_redirects, c->inflate, c->ca_path, c->proxy,
                c->jobs_per_user);
+        fprintf(f, "Retries=%u\nRetryMaxDelaySec=%u\n", c->retries, c->retry_max_delay_sec);
         fprintf(f, "RunningJobsPerUser=%u\nMaxQueuedJobs=%u\nLowSpeedLimit=%llu\nLowSpeedTimeSec=%u\nMaxDownloadTimeSec=%u\n"
                "MaxDownloadSize=%llu\nAllowLoopbackRedirects=%s\n",
                hv_conf_running_per_user(c), c->max_queued_jobs, (unsigned long long)c->low_speed_limit, c->low_speed_time_sec,

@@ -34,6 +34,8 @@ struct hv_conf {
         unsigned max_concurrent;
         unsigned connect_timeout_sec;
         unsigned stall_timeout_sec;
+        unsigned retries;          /* a dropped, stalled or 5xx download is tried again this often */
+        unsigned retry_max_delay_sec; /* the backoff between tries grows to this at most */
         unsigned max_redirects;
         char inflate[16];          /* isal | zlib */
         char ca_path[512];         /* empty: the system default */

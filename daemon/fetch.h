@@ -18,6 +18,8 @@ struct fetch_req {
         atomic_bool *cancel;
         fetch_data_fn data;    /* every byte of the source, in order */
         fetch_total_fn total;  /* the source's size, once known (file size, Content-Length) */
+        /* http(s): a try failed and another follows after delay_sec (may be NULL) */
+        void (*retrying)(void *userdata, unsigned attempt, unsigned max, unsigned delay_sec, const char *why);
         void *userdata;
 };
 
@@ -37,7 +39,12 @@ int fetch_open_file(const char *uri, const struct hv_conf *c, struct hv_error *e
 int fetch_open_beneath(int dirfd, const char *rel, bool use_openat2);
 /* The image name a source implies: its basename without .gz, then .raw/.img. "" if none. */
 void fetch_derive_name(const char *uri, char *buf, size_t len);
-/* Streams the source to req->data on the calling thread. Cancel is seen within ~100 ms. */
+/* Streams the source to req->data on the calling thread. Cancel is seen within ~100 ms.
+ * http(s): a dropped connection, a stall or a 5xx is tried again ([Fetch] Retries, backoff with
+ * jitter up to RetryMaxDelaySec), continuing with Range: from the byte where the stream
+ * stopped, guarded by If-Range: with the first response's ETag (or Last-Modified); so the
+ * stream stays one stream. Where that cannot be (a server that ignores Range, a validator that
+ * changed, none at all) it returns -ERESTART: the caller starts over from byte 0. */
 int fetch_run(const struct fetch_req *req, struct hv_error *e);
 /* Once per process, before threads. */
 int fetch_global_init(void);

@@ -39,6 +39,7 @@ struct pipeline {
         EVP_MD_CTX *sha;
         uint64_t read_bytes, total;
         struct buf *cur;
+        bool retrying; /* between tries of a download: the phase says "retry" */
         int fd;
         char store_dir[HV_STORE_DIR_MAX];
         char tmp[PATH_MAX]; /* the image being written, until it is published */
@@ -96,10 +97,23 @@ static int on_total(void *ud, uint64_t total, struct hv_error *e) {
         return 0;
 }
 
+/* A try of the download failed; another follows (fetch.c). */
+static void on_retry(void *ud, unsigned attempt, unsigned max, unsigned delay_sec, const char *why) {
+        struct pipeline *p = ud;
+        (void)delay_sec;
+        log_info("job %u: retry %u of %u: %s", job_ctl_id(p->ctl), attempt, max, why);
+        p->retrying = true;
+        job_ctl_phase(p->ctl, "retry");
+}
+
 static int on_data(void *ud, const uint8_t *data, size_t n, struct hv_error *e) {
         struct pipeline *p = ud;
         if (atomic_load(job_ctl_abort(p->ctl)))
                 return -ECANCELED;
+        if (p->retrying) {
+                p->retrying = false;
+                job_ctl_phase(p->ctl, "download");
+        }
         p->read_bytes += n;
         if (p->fp->have_size && p->read_bytes > p->fp->size)
                 return hv_fail(e, HV_E_SIZE, EBADMSG, "size mismatch: the download is longer than the expected %llu bytes",
@@ -287,6 +301,7 @@ static int run_pipeline(struct pipeline *p, struct hv_error *e) {
         int r = alloc_bufs(p->in_bufs, IN_BUFS, IN_BUF_SIZE, &p->in_free);
         if (r >= 0)
                 r = alloc_bufs(p->out_bufs, OUT_BUFS, OUT_BUF_SIZE, &p->out_free);
+        EVP_MD_CTX_free(p->sha); /* a restart's leftover */
         p->sha = EVP_MD_CTX_new();
         if (r < 0 || !p->sha || EVP_DigestInit_ex(p->sha, EVP_sha512(), NULL) != 1) {
                 r = hv_fail(e, HV_E_ERRNO, ENOMEM, "out of memory setting up the import");
@@ -304,7 +319,8 @@ static int run_pipeline(struct pipeline *p, struct hv_error *e) {
                 goto out;
         }
         struct fetch_req req = { .uri = p->job->source, .uri_shown = p->job->source_shown, .fd = p->job->source_fd,
-                                 .conf = p->conf, .cancel = abort, .data = on_data, .total = on_total, .userdata = p };
+                                 .conf = p->conf, .cancel = abort, .data = on_data, .total = on_total, .retrying = on_retry,
+                                 .userdata = p };
         struct hv_error re = { 0 };
         r = fetch_run(&req, &re);
         if (r >= 0) {
@@ -411,7 +427,29 @@ static int fetch_run_job(struct job_ctl *ctl, void *payload, struct hv_error *e)
                 return r;
         sparse_init(&p->sw, p->fd);
         uint64_t t0 = hv_mono_usec();
-        if ((r = run_pipeline(p, e)) < 0)
+        /* a download that cannot resume (the server ignores Range, the file changed, no
+         * validator) starts over from byte 0, twice at most */
+        for (unsigned restarts = 0; (r = run_pipeline(p, e)) == -ERESTART; restarts++) {
+                if (restarts == 2 || job_ctl_user_canceled(ctl)) {
+                        char why[sizeof(e->msg) - 64];
+                        snprintf(why, sizeof(why), "%.900s", e->msg);
+                        *e = (struct hv_error){ 0 };
+                        return hv_fail(e, HV_E_FETCH_FAILED, EIO, "%s; started over %u times, giving up", why, restarts);
+                }
+                log_info("job %u: starting the download over from byte 0 (%s)", id, e->msg);
+                if (ftruncate(p->fd, 0) < 0)
+                        return hv_fail_errno(e, HV_E_ERRNO, errno, "cannot empty %s", p->tmp);
+                sparse_init(&p->sw, p->fd);
+                p->r = 0;
+                p->err = (struct hv_error){ 0 };
+                p->read_bytes = p->total = 0;
+                p->cur = NULL;
+                *e = (struct hv_error){ 0 };
+                atomic_store(job_ctl_abort(ctl), false); /* set by the failed try's stages; a user's cancel stays */
+                if (job_ctl_user_canceled(ctl))
+                        return hv_fail(e, HV_E_CANCELED, ECANCELED, "canceled");
+        }
+        if (r < 0)
                 return r;
         uint64_t t1 = hv_mono_usec();
         if (p->sw.direct) {

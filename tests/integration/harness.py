@@ -60,7 +60,8 @@ class Env:
                                 # test:///default machines use no real CPU or memory: the
                                 # capacity limits are tested where they are meant to bite
                                 "CpuOvercommit": "64", "ReservedMemoryMiB": "0"},
-                    "Fetch": {}}
+                    # downloads are not retried unless a test is about retries (test_fetch_resume)
+                    "Fetch": {"Retries": "0"}}
         for sec, kv in self.conf_extra.items():
             sections.setdefault(sec, {}).update(kv)
         with open(self.conf, "w") as f:
@@ -396,14 +397,23 @@ class HttpServer:
     /goto?u=URL       302 to any URL
     /endless          empty gzip members, without end (60 s at most)
     /noclen/NAME      the file without Content-Length (ends at connection close)
+    /drop/NAME?at=0.1,0.5   request k closes the connection at the k-th fraction of the file;
+                      ETag, Last-Modified and Range (206) served as a real server does
+    /range200/NAME    the same (drops at half once) but ignores Range: always 200
+    /etagchange/NAME  drops at half once, then serves under another ETag (If-Range fails: 200)
+    /status/NAME?code=503&n=2   that status for the first n requests, then the file
+    /dropall/NAME     always drops half-way through what is asked for
     tls=(cert, key)   serve https instead
     anything else     404
-    Records the User-Agent of each request."""
+    Records the User-Agent of each request, the bytes sent per path (sent_by) and the requests
+    per path with their Range header (requests)."""
 
     def __init__(self, root, tls=None, host="127.0.0.1"):
-        import http.server, ssl, threading, urllib.parse
+        import http.server, socket, ssl, threading, urllib.parse
         self.root = root
         self.agents = []
+        self.sent_by = {}
+        self.requests = {}
         self.stop_event = threading.Event()
         outer = self
 
@@ -446,6 +456,8 @@ class HttpServer:
                         pass
                     self.close_connection = True
                     return
+                if kind in ("drop", "range200", "etagchange", "status", "dropall"):
+                    return self.resumable(kind, u, path)
                 if kind == "redirect":
                     self.send_response(302)
                     self.send_header("Location", "/f/" + name)
@@ -494,6 +506,58 @@ class HttpServer:
                             time.sleep(0.05)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
+
+            def resumable(self, kind, u, path):
+                if not os.path.isfile(path):
+                    self.send_error(404)
+                    return
+                key = u.path
+                n = len(outer.requests.setdefault(key, []))
+                outer.requests[key].append(self.headers.get("Range", ""))
+                q = urllib.parse.parse_qs(u.query)
+                data = open(path, "rb").read()
+                if kind == "status" and n < int(q.get("n", ["1"])[0]):
+                    body = b"busy\n"
+                    self.send_response(int(q.get("code", ["503"])[0]))
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                etag = '"v2"' if kind == "etagchange" and n > 0 else '"v1"'
+                drops = [float(x) for x in q.get("at", ["0.5"])[0].split(",")] if kind == "drop" else \
+                    [0.5] if (kind in ("range200", "etagchange") and n == 0) or kind == "dropall" else []
+                drop_at = int(len(data) * drops[n]) if n < len(drops) else None
+                start = 0
+                rng, if_range = self.headers.get("Range", ""), self.headers.get("If-Range")
+                if rng.startswith("bytes=") and kind != "range200" and (if_range is None or if_range == etag):
+                    start = int(rng[6:].split("-")[0])
+                if start:
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                else:
+                    self.send_response(200)
+                self.send_header("Content-Length", str(len(data) - start))
+                self.send_header("ETag", etag)
+                self.send_header("Last-Modified", "Wed, 25 Nov 2026 10:00:00 GMT")
+                self.send_header("Accept-Ranges", "bytes")
+                self.end_headers()
+                if kind == "dropall":  # half of whatever is asked for, every time
+                    drop_at = start + (len(data) - start) // 2
+                end = len(data) if drop_at is None or drop_at <= start else drop_at
+                try:
+                    for i in range(start, end, 65536):
+                        chunk = data[i:min(i + 65536, end)]
+                        self.wfile.write(chunk)
+                        outer.sent_by[key] = outer.sent_by.get(key, 0) + len(chunk)
+                    self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                if end < len(data):  # the connection drops mid-body
+                    self.close_connection = True
+                    try:
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
 
         class Server(http.server.ThreadingHTTPServer):
             def handle_error(self, request, client_address):
