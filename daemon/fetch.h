@@ -46,5 +46,7 @@ void fetch_derive_name(const char *uri, char *buf, size_t len);
  * stream stays one stream. Where that cannot be (a server that ignores Range, a validator that
  * changed, none at all) it returns -ERESTART: the caller starts over from byte 0. */
 int fetch_run(const struct fetch_req *req, struct hv_error *e);
+/* fetch_http.c: the http(s) part of fetch_run. */
+int fetch_http(const struct fetch_req *req, struct hv_error *e);
 /* Once per process, before threads. */
 int fetch_global_init(void);
