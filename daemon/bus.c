@@ -87,6 +87,24 @@ static int read_name(sd_bus_message *msg, const char *what, const char **name, s
         return bus_check_name(*name, what, ret);
 }
 
+int bus_open_dict_array(sd_bus_message *reply, const char *key, const char *element) {
+        char sig[32];
+        snprintf(sig, sizeof(sig), "a%s", element);
+        int r = sd_bus_message_open_container(reply, 'e', "sv");
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "s", key);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'v', sig);
+        return r < 0 ? r : sd_bus_message_open_container(reply, 'a', element);
+}
+
+int bus_close_dict_array(sd_bus_message *reply) {
+        int r = 0;
+        for (int i = 0; i < 3 && r >= 0; i++)
+                r = sd_bus_message_close_container(reply);
+        return r;
+}
+
 /* The first argument names an image that exists. */
 static int read_image(struct manager *m, sd_bus_message *msg, const char **name, struct image **img, sd_bus_error *ret) {
         int r = read_name(msg, "image", name, ret);
@@ -346,17 +364,13 @@ static int method_get_image(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
         if (n < 0)
                 r = n;
         if (r >= 0)
-                r = sd_bus_message_open_container(reply, 'e', "sv");
-        if (r >= 0)
-                r = sd_bus_message_append(reply, "s", "machines");
-        if (r >= 0)
-                r = sd_bus_message_open_container(reply, 'v', "as");
-        if (r >= 0)
-                r = sd_bus_message_open_container(reply, 'a', "s");
+                r = bus_open_dict_array(reply, "machines", "s");
         for (int i = 0; i < n && r >= 0; i++)
                 if (strcmp(a[i].image, name) == 0)
                         r = sd_bus_message_append(reply, "s", a[i].name);
-        for (int i = 0; i < 4 && r >= 0; i++)
+        if (r >= 0)
+                r = bus_close_dict_array(reply);
+        if (r >= 0)
                 r = sd_bus_message_close_container(reply);
         return send_reply(reply, r);
 }

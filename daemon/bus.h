@@ -73,5 +73,8 @@ int bus_read_options(sd_bus_message *msg, struct opt_value *v, size_t *n, struct
 int bus_check_quota(struct manager *m, uid_t uid, sd_bus_error *ret);
 /* ImageBusy while a machine or a create job uses the image. */
 int bus_image_busy(struct manager *m, const char *name, sd_bus_error *ret);
+/* An a{sv} entry holding an array (element: "s", "(sst)"): open, append the elements, close. */
+int bus_open_dict_array(sd_bus_message *reply, const char *key, const char *element);
+int bus_close_dict_array(sd_bus_message *reply);
 /* Submits a job just made (JobNew) and replies (id, path); the audit outcome is "job ID". */
 int bus_announce_job(struct manager *m, sd_bus_message *msg, struct job *j);

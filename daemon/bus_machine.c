@@ -279,18 +279,14 @@ static int append_details(struct manager *m, sd_bus_message *reply, const struct
         ENTRY("context_bytes", "t", res->context_bytes);
 #undef ENTRY
         if (r >= 0)
-                r = sd_bus_message_open_container(reply, 'e', "sv");
-        if (r >= 0)
-                r = sd_bus_message_append(reply, "s", "disks");
-        if (r >= 0)
-                r = sd_bus_message_open_container(reply, 'v', "a(sst)");
-        if (r >= 0)
-                r = sd_bus_message_open_container(reply, 'a', "(sst)");
+                r = bus_open_dict_array(reply, "disks", "(sst)");
         if (r >= 0)
                 r = sd_bus_message_append(reply, "(sst)", "root", res->root_path, res->root_allocated);
         if (r >= 0 && x->scratch_path[0])
                 r = sd_bus_message_append(reply, "(sst)", "scratch", x->scratch_path, res->scratch_allocated);
-        for (int i = 0; i < 4 && r >= 0; i++)
+        if (r >= 0)
+                r = bus_close_dict_array(reply);
+        if (r >= 0)
                 r = sd_bus_message_close_container(reply);
         return r;
 }
