@@ -54,6 +54,12 @@ static int start_fetch_job(struct manager *m, sd_bus_message *msg, const char *n
         struct job *j = f ? job_new(m->jobs, &fetch_kind, name, f->source_shown, uid, f) : NULL;
         if (!j)
                 return -ENOMEM;
+        /* replacing an image from the same URL: a conditional request, 304 keeps what we have */
+        struct image *old = fp->replace ? store_find(&m->store, name) : NULL;
+        if (old && old->source && strcmp(old->source, f->source_shown) == 0 && (!fp->sha512[0] || strcmp(fp->sha512, old->sha512) == 0)) {
+                snprintf(f->if_none_match, sizeof(f->if_none_match), "%s", old->etag);
+                snprintf(f->if_modified_since, sizeof(f->if_modified_since), "%s", old->last_modified);
+        }
         log_info("job %u: fetch %s as %s (uid %u)", j->id, j->source, name, (unsigned)uid);
         return bus_announce_job(m, msg, j);
 }

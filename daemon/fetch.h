@@ -18,6 +18,11 @@ struct fetch_req {
         atomic_bool *cancel;
         fetch_data_fn data;    /* every byte of the source, in order */
         fetch_total_fn total;  /* the source's size, once known (file size, Content-Length) */
+        /* http(s): a conditional request (replace of an image from the same URL): a 304 makes
+         * fetch_run return -EALREADY ("not modified"). NULL or "": unconditional. */
+        const char *if_none_match, *if_modified_since;
+        /* http(s): the response's ETag and Last-Modified ("" when absent), for the metadata */
+        void (*validators)(void *userdata, const char *etag, const char *last_modified);
         /* http(s): a try failed and another follows after delay_sec (may be NULL) */
         void (*retrying)(void *userdata, unsigned attempt, unsigned max, unsigned delay_sec, const char *why);
         void *userdata;

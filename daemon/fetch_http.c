@@ -78,6 +78,8 @@ static int body_start(struct curl_ctx *c) {
         if (!c->resumed) {
                 snprintf(c->etag, sizeof(c->etag), "%s", c->cur_etag);
                 snprintf(c->last_modified, sizeof(c->last_modified), "%s", c->cur_last_modified);
+                if (c->req->validators)
+                        c->req->validators(c->req->userdata, c->etag, c->last_modified);
                 if (c->via[0] || c->x_cache[0])
                         log_info("fetching %s: through a cache (Via: %s, X-Cache: %s)", c->req->uri_shown, c->via[0] ? c->via : "-",
                                  c->x_cache[0] ? c->x_cache : "-");
@@ -313,6 +315,19 @@ int fetch_http(const struct fetch_req *req, struct hv_error *e) {
                 c.body_started = false;
                 c.resumed = c.delivered > 0;
                 bool ok = setup(curl, req, &c, errbuf);
+                char cond[2][320] = { "", "" };
+                if (ok && !c.resumed && req->if_none_match && *req->if_none_match)
+                        snprintf(cond[0], sizeof(cond[0]), "If-None-Match: %s", req->if_none_match);
+                if (ok && !c.resumed && req->if_modified_since && *req->if_modified_since)
+                        snprintf(cond[1], sizeof(cond[1]), "If-Modified-Since: %s", req->if_modified_since);
+                for (int k = 0; k < 2 && ok; k++)
+                        if (cond[k][0]) {
+                                struct curl_slist *n = curl_slist_append(headers, cond[k]);
+                                ok = n != NULL;
+                                headers = n ? n : headers;
+                        }
+                if (ok && headers && !c.resumed)
+                        ok = curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers) == CURLE_OK;
                 if (ok && c.resumed) {
                         /* the rest of the same file, or (If-Range) the whole of a changed one */
                         snprintf(if_range, sizeof(if_range), "If-Range: %s", c.etag[0] ? c.etag : c.last_modified);
@@ -326,6 +341,12 @@ int fetch_http(const struct fetch_req *req, struct hv_error *e) {
                         return hv_fail(e, HV_E_ERRNO, EINVAL, "cannot configure libcurl");
                 }
                 CURLcode cr = curl_easy_perform(curl);
+                long code = 0;
+                if (cr == CURLE_OK && curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code) == CURLE_OK && code == 304) {
+                        curl_slist_free_all(headers);
+                        curl_easy_cleanup(curl);
+                        return hv_fail(e, HV_E_FETCH_FAILED, EALREADY, "%s is not modified (HTTP 304)", req->uri_shown);
+                }
                 if (cr == CURLE_RANGE_ERROR && c.resumed) { /* curl saw a 200 where the rest (206) was asked for */
                         curl_slist_free_all(headers);
                         curl_easy_cleanup(curl);

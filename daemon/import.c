@@ -40,6 +40,7 @@ struct pipeline {
         uint64_t read_bytes, total;
         struct buf *cur;
         bool retrying; /* between tries of a download: the phase says "retry" */
+        char etag[256], last_modified[64]; /* the source's validators */
         int fd;
         char store_dir[HV_STORE_DIR_MAX];
         char tmp[PATH_MAX]; /* the image being written, until it is published */
@@ -95,6 +96,12 @@ static int on_total(void *ud, uint64_t total, struct hv_error *e) {
                 }
         }
         return 0;
+}
+
+static void on_validators(void *ud, const char *etag, const char *last_modified) {
+        struct pipeline *p = ud;
+        snprintf(p->etag, sizeof(p->etag), "%s", etag);
+        snprintf(p->last_modified, sizeof(p->last_modified), "%s", last_modified);
 }
 
 /* A try of the download failed; another follows (fetch.c). */
@@ -320,7 +327,8 @@ static int run_pipeline(struct pipeline *p, struct hv_error *e) {
         }
         struct fetch_req req = { .uri = p->job->source, .uri_shown = p->job->source_shown, .fd = p->job->source_fd,
                                  .conf = p->conf, .cancel = abort, .data = on_data, .total = on_total, .retrying = on_retry,
-                                 .userdata = p };
+                                 .validators = on_validators, .if_none_match = p->job->if_none_match,
+                                 .if_modified_since = p->job->if_modified_since, .userdata = p };
         struct hv_error re = { 0 };
         r = fetch_run(&req, &re);
         if (r >= 0) {
@@ -449,6 +457,13 @@ static int fetch_run_job(struct job_ctl *ctl, void *payload, struct hv_error *e)
                 if (job_ctl_user_canceled(ctl))
                         return hv_fail(e, HV_E_CANCELED, ECANCELED, "canceled");
         }
+        if (r == -EALREADY) { /* a conditional re-fetch: the image we have is current */
+                log_info("job %u: %s; image %s kept as it is", id, e->msg, j->target);
+                *e = (struct hv_error){ 0 };
+                j->not_modified = true;
+                job_ctl_phase(ctl, "not-modified");
+                return 0;
+        }
         if (r < 0)
                 return r;
         uint64_t t1 = hv_mono_usec();
@@ -477,6 +492,8 @@ static int fetch_run_job(struct job_ctl *ctl, void *payload, struct hv_error *e)
                  (double)(t2 - t1) / 1e6, (double)(hv_mono_usec() - t2) / 1e6);
         job_ctl_phase(ctl, "publish");
         snprintf(img->sha512, sizeof(img->sha512), "%s", hex);
+        snprintf(img->etag, sizeof(img->etag), "%s", p->etag);
+        snprintf(img->last_modified, sizeof(img->last_modified), "%s", p->last_modified);
         img->size = p->sw.off;
         img->compressed_size = p->read_bytes;
         img->created_usec = hv_now_usec();

@@ -19,6 +19,8 @@ struct fetch_job {
         struct hv_conf_snap *conf;
         gid_t group;           /* published images are 0440 root:group ((gid_t)-1: 0400) */
         struct store *store;   /* the loop's: finished() inserts the published image */
+        char if_none_match[256], if_modified_since[64]; /* replace of an image from the same URL */
+        bool not_modified;     /* the source answered 304: nothing was written */
         struct image *image;
 };
 

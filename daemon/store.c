@@ -43,7 +43,8 @@ static bool clean_value(const char *v) {
 char *image_meta_format(const struct image *img) {
         /* one key per line: a value with a newline could forge keys (defence in depth: names and
          * URIs are checked before they get here) */
-        if (!clean_value(img->name) || !clean_value(img->sha512) || (img->source && !clean_value(img->source))) {
+        if (!clean_value(img->name) || !clean_value(img->sha512) || (img->source && !clean_value(img->source)) ||
+            !clean_value(img->etag) || !clean_value(img->last_modified)) {
                 errno = EINVAL;
                 return NULL;
         }
@@ -56,6 +57,10 @@ char *image_meta_format(const struct image *img) {
                 img->name, img->source ? img->source : "", img->sha512, (unsigned long long)img->size,
                 (unsigned long long)img->compressed_size, (unsigned long long)img->created_usec,
                 (unsigned long long)img->inode);
+        if (img->etag[0])
+                fprintf(f, "etag=%s\n", img->etag);
+        if (img->last_modified[0])
+                fprintf(f, "last_modified=%s\n", img->last_modified);
         if (img->table) {
                 fprintf(f, "table=mbr\n");
                 for (unsigned i = 0; i < img->table->n; i++) {
@@ -93,7 +98,8 @@ static bool is_sha512(const char *v) {
  * malformed value, a control character or a name other than the file's is a refusal, and the
  * caller then re-inspects the image instead. */
 int image_meta_parse(struct image *img, const char *text) {
-        static const char *const keys[] = { "name", "source", "sha512", "size", "compressed_size", "created_usec", "inode", "table" };
+        static const char *const keys[] = { "name",  "source", "sha512",        "size", "compressed_size", "created_usec",
+                                            "inode", "table",  "etag", "last_modified" };
         bool seen[ELEMENTSOF(keys)] = { false };
         const char *p = text;
         while (*p) {
@@ -144,6 +150,10 @@ int image_meta_parse(struct image *img, const char *text) {
                         img->compressed_size = u;
                 } else if (strcmp(k, "created_usec") == 0 && parse_u64(v, &u)) {
                         img->created_usec = u;
+                } else if (strcmp(k, "etag") == 0 && strlen(v) < sizeof(img->etag)) {
+                        snprintf(img->etag, sizeof(img->etag), "%s", v);
+                } else if (strcmp(k, "last_modified") == 0 && strlen(v) < sizeof(img->last_modified)) {
+                        snprintf(img->last_modified, sizeof(img->last_modified), "%s", v);
                 } else if (strcmp(k, "inode") == 0 && parse_u64(v, &u)) {
                         img->inode = u;
                 } else if (strcmp(k, "table") == 0) {

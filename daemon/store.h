@@ -11,6 +11,8 @@ struct image {
         uint64_t compressed_size;
         uint64_t inode;         /* ties the metadata to the raw file it describes */
         char sha512[HV_SHA512_HEX + 1];
+        char etag[256];          /* the source's validators (http), for a conditional re-fetch */
+        char last_modified[64];
         char *source;
         struct mbr_table *table; /* NULL until inspected */
         struct image *next;

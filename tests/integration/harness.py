@@ -524,6 +524,11 @@ class HttpServer:
                     self.wfile.write(body)
                     return
                 etag = '"v2"' if kind == "etagchange" and n > 0 else '"v1"'
+                if self.headers.get("If-None-Match") == etag:
+                    self.send_response(304)
+                    self.send_header("ETag", etag)
+                    self.end_headers()
+                    return
                 drops = [float(x) for x in q.get("at", ["0.5"])[0].split(",")] if kind == "drop" else \
                     [0.5] if (kind in ("range200", "etagchange") and n == 0) or kind == "dropall" else []
                 drop_at = int(len(data) * drops[n]) if n < len(drops) else None

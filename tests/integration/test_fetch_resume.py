@@ -46,6 +46,16 @@ def main():
             rc, res, err = env.fetch(srv.url + "/status/r.img.gz?code=503&n=2", "busy", sha512=sha)
             h.check(rc == 0 and len(srv.requests["/status/r.img.gz"]) == 3, "503 twice, then it works")
 
+            # conditional GET: replacing an image from the same, unchanged URL
+            meta = open(os.path.join(env.images, "busy.meta")).read()
+            h.check('etag="v1"' in meta and "last_modified=Wed, 25 Nov 2026 10:00:00 GMT" in meta, "the validators are in the metadata")
+            ino = os.stat(os.path.join(env.images, "busy.raw")).st_ino
+            sent0 = srv.sent_by.get("/status/r.img.gz", 0)
+            rc, res, err = env.fetch(srv.url + "/status/r.img.gz?code=503&n=2", "busy", replace=True)
+            h.check(rc == 0 and res["result"] == "done" and os.stat(os.path.join(env.images, "busy.raw")).st_ino == ino and
+                    srv.sent_by.get("/status/r.img.gz", 0) == sent0, "replace=true of an unchanged URL: 304, done, nothing written")
+            h.check("is not modified (HTTP 304); image busy kept as it is" in env.log(), "logged: not modified")
+
             before = env.store_files()
             t0 = time.time()
             w = subprocess.Popen([h.HVWGCTL, "--bus-address=" + env.address, "--json", "--no-wait", "fetch", srv.url + "/dropall/r.img.gz",

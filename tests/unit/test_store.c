@@ -24,6 +24,8 @@ static void test_meta_roundtrip(void **state) {
         a.table->parts[0] = (struct mbr_part){ .number = 1, .type = 0x83, .bootable = true, .offset = 1048576, .size = 4096 };
         strcpy(a.table->parts[0].fs, "ext4");
         a.table->parts[1] = (struct mbr_part){ .number = 5, .type = 0x82, .offset = 8192, .size = 512 };
+        strcpy(a.etag, "\"33a64df5\"");
+        strcpy(a.last_modified, "Wed, 25 Nov 2026 10:00:00 GMT");
         char *text = image_meta_format(&a);
         assert_non_null(text);
         struct image b = { 0 };
@@ -34,6 +36,8 @@ static void test_meta_roundtrip(void **state) {
         assert_int_equal(b.compressed_size, 12345);
         assert_int_equal(b.created_usec, 99);
         assert_int_equal(b.inode, 42);
+        assert_string_equal(b.etag, "\"33a64df5\"");
+        assert_string_equal(b.last_modified, "Wed, 25 Nov 2026 10:00:00 GMT");
         assert_non_null(b.table);
         assert_int_equal(b.table->n, 2);
         assert_int_equal(b.table->parts[0].type, 0x83);
@@ -110,6 +114,11 @@ static void test_meta_writer_refuses_injection(void **state) {
         assert_int_equal(errno, EINVAL);
         free(a.source);
         a.source = strdup("file:///s/x.gz");
+        strcpy(a.etag, "\"x\"\nsha512=forged"); /* a validator from a hostile server */
+        errno = 0;
+        assert_null(image_meta_format(&a));
+        assert_int_equal(errno, EINVAL);
+        a.etag[0] = 0;
         char *t = image_meta_format(&a);
         assert_non_null(t);
         free(t);
