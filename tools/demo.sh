@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job end to end, on this machine, as root: install, build, start a private bus and
-# hvwgd, make a real gzip image, fetch it, inspect it, and try to create a machine.
-# Every step prints what it did; steps that are not implemented yet say so.
+# hvwgd, make a real gzip image, fetch it, inspect it, create and destroy a machine, then run a
+# batch job's command in a real VM with hvwg-run (a private libvirtd + QEMU, the tests' tiny
+# guest). Every step prints what it did.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$(pwd)
@@ -14,13 +15,15 @@ bash tools/deps.sh
 getent group hvwg >/dev/null || groupadd -r hvwg
 echo "== build"
 dir=$(bash tools/build.sh normal)
-hvwgd="$top/$dir/hvwgd"; hvwgctl="$top/$dir/hvwgctl"
+hvwgd="$top/$dir/hvwgd"; hvwgctl="$top/$dir/hvwgctl"; hvwgrun="$top/$dir/hvwg-run"
 
 . tools/lib.sh
 work=$(mktemp -d /var/tmp/hvwgd-demo.XXXXXX)
 chmod 755 "$work"
+lv_pid=""
 cleanup() {
   hv_stop_all
+  [ -n "$lv_pid" ] && kill "$lv_pid" 2>/dev/null || true
   if [ -z "${KEEP:-}" ]; then rm -rf "$work"; else echo "kept $work"; fi
 }
 trap cleanup EXIT
@@ -87,5 +90,37 @@ dumpe2fs -h "$work/machines/vm1/scratch.img" 2>/dev/null | grep -E "volume name|
 echo "== destroy it"
 "$hvwgctl" --bus-address="$addr" destroy vm1
 "$hvwgctl" --bus-address="$addr" machines
+echo "== a batch job's command in a VM: hvwg-run (a private libvirtd, QEMU TCG, the tests' tiny guest)"
+if command -v libvirtd >/dev/null && command -v qemu-system-x86_64 >/dev/null; then
+  read -r lv_uri lv_pid < <(HVWG_SRC="$top" PYTHONDONTWRITEBYTECODE=1 python3 -c "
+import sys; sys.path.insert(0, '$top/tests/integration')
+import harness as h
+p, uri, ok = h.start_libvirtd('$work')
+print(uri if ok else 'none', p.pid)")
+  if [ "$lv_uri" != none ]; then
+    guest=$(HVWG_SRC="$top" HVWG_BUILD="$top/$dir" PYTHONDONTWRITEBYTECODE=1 python3 -c "
+import sys; sys.path.insert(0, '$top/tests/integration')
+import harness as h
+print(h.guest_image())")
+    kill "$HV_DAEMON_PID"; wait "$HV_DAEMON_PID" 2>/dev/null || true
+    sed -i "s|^LibvirtURI=.*|LibvirtURI=$lv_uri|" "$work/hvwgd.conf"
+    printf 'ScratchPerCoreGiB=1\nMemoryPerCoreMiB=128\n' >> "$work/hvwgd.conf"
+    hv_start_daemon "$hvwgd" "$hvwgctl" "$work/hvwgd.conf" "$work/hvwgd.log"
+    cp "$guest" "$work/src/guest.img"
+    "$hvwgctl" --bus-address="$addr" --quiet fetch "file://$work/src/guest.img" guest --raw
+    echo '$ hvwg-run --image=guest --cores=2 --verbose -- sh -c '"'"'echo "hello from a VM with $(nproc) CPUs, in $(pwd)"; exit 7'"'"
+    set +e
+    SLURM_JOB_ID=4711 "$hvwgrun" --bus-address="$addr" --image=guest --cores=2 --verbose -- \
+      sh -c 'echo "hello from a VM with $(nproc) CPUs, in $(pwd)"; exit 7'
+    echo "hvwg-run exited with $? (the command's status)"
+    set -e
+    "$hvwgctl" --bus-address="$addr" machines
+    echo "kept console logs: $(ls "$work/machines/.logs" 2>/dev/null | tr '\n' ' ')"
+  else
+    echo "libvirtd did not start here: skipped"
+  fi
+else
+  echo "no libvirtd/QEMU here: skipped (tools/deps.sh installs them)"
+fi
 echo "== done; hvwgd log:"
 cat "$work/hvwgd.log"
