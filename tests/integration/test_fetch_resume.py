@@ -13,7 +13,10 @@ def main():
     with h.Env(conf_extra={"Fetch": {"Retries": "3", "RetryMaxDelaySec": "1", "StallTimeoutSec": "2"}}) as env:
         srv = h.HttpServer(env.src)
         try:
-            img = h.make_data_image(os.path.join(env.src, "r.img"), 64, 64)  # 64 MiB, incompressible data
+            img = h.make_mbr_image(os.path.join(env.src, "r.img"), mib=24, parts="label: dos\nstart=2048, type=83\n")
+            with open(img, "r+b") as f:  # 20 MiB of incompressible data: the download is as large
+                f.seek(1 << 20)
+                f.write(os.urandom(20 << 20))
             gz = h.gzip_file(img, img + ".gz", level=1)
             size = os.path.getsize(gz)
             sha = h.sha512_file(gz)
