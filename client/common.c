@@ -1,6 +1,7 @@
 /* common.c: hvwgctl's bus calls, errors, exit codes and output. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -264,4 +265,59 @@ int ctl_read_dict(sd_bus_message *reply, json_object **ret) {
         }
         *ret = o;
         return 0;
+}
+
+const char *ctl_json_str(json_object *o, const char *key) {
+        json_object *v;
+        return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : "";
+}
+
+uint64_t ctl_json_u64(json_object *o, const char *key) {
+        json_object *v;
+        return json_object_object_get_ex(o, key, &v) ? json_object_get_uint64(v) : 0;
+}
+
+static int on_machine_signal(sd_bus_message *m, void *ud, sd_bus_error *err) {
+        (void)err;
+        struct ctl_machine_watch *w = ud;
+        const char *member = sd_bus_message_get_member(m), *name, *a, *b;
+        if (member && strcmp(member, "MachineStateChanged") == 0 && sd_bus_message_read(m, "ss", &name, &a) >= 0 &&
+            strcmp(name, w->name) == 0) {
+                snprintf(w->state, sizeof(w->state), "%s", a);
+                w->changed = true;
+        } else if (member && strcmp(member, "MachineRemoved") == 0 && sd_bus_message_read(m, "sss", &name, &a, &b) >= 0 &&
+                   strcmp(name, w->name) == 0) {
+                snprintf(w->state, sizeof(w->state), "removed");
+                snprintf(w->reason, sizeof(w->reason), "%s", a);
+                w->changed = w->removed = true;
+        }
+        return 0;
+}
+
+int ctl_watch_machine(sd_bus *bus, struct ctl_machine_watch *w) {
+        int r = sd_bus_match_signal(bus, NULL, BUS_NAME, OBJ, MGR, "MachineStateChanged", on_machine_signal, w);
+        if (r >= 0)
+                r = sd_bus_match_signal(bus, NULL, BUS_NAME, OBJ, MGR, "MachineRemoved", on_machine_signal, w);
+        return r < 0 ? ctl_error(NULL, "cannot subscribe to the machine signals: %s", strerror(-r)) : 0;
+}
+
+bool ctl_machine_stopped(const char *state) {
+        return !strcmp(state, "shut-off") || !strcmp(state, "crashed") || !strcmp(state, "undefined") || !strcmp(state, "removed");
+}
+
+int ctl_open_console(sd_bus *bus, const char *name, bool report) {
+        sd_bus_message *reply = NULL;
+        int r = report ? ctl_call(bus, "OpenConsole", &reply, "s", name)
+                       : sd_bus_call_method(bus, BUS_NAME, OBJ, MGR, "OpenConsole", NULL, &reply, "s", name);
+        if (r < 0)
+                return report ? r : -1;
+        int fd = -1;
+        r = sd_bus_message_read(reply, "h", &fd);
+        int own = r >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 3) : -1;
+        if (own < 0 && r >= 0)
+                r = -errno;
+        sd_bus_message_unref(reply);
+        if (own < 0)
+                return report ? -ctl_bad_reply(r) : -1;
+        return own;
 }

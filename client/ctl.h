@@ -68,6 +68,23 @@ bool ctl_legend(void);
 void ctl_none(const char *what);
 /* Reads one a{sv} dictionary of basic types (and as, a(sst)) into a JSON object. */
 int ctl_read_dict(sd_bus_message *reply, json_object **ret);
+/* A field of a JSON object read from a reply: "" or 0 when it is missing. */
+const char *ctl_json_str(json_object *o, const char *key);
+uint64_t ctl_json_u64(json_object *o, const char *key);
+/* One machine's signals (MachineStateChanged, MachineRemoved) as they arrive. */
+struct ctl_machine_watch {
+        const char *name;
+        char state[32];  /* the last state; "removed" once MachineRemoved came */
+        char reason[32]; /* MachineRemoved's reason */
+        bool changed, removed;
+};
+/* Subscribes w (0, or the exit code after saying why). */
+int ctl_watch_machine(sd_bus *bus, struct ctl_machine_watch *w);
+/* No longer running: shut-off, crashed, undefined, removed. */
+bool ctl_machine_stopped(const char *state);
+/* OpenConsole: the console log's fd (the caller's to close). Else with report the error is
+ * printed and its exit code returned negated; without, -1 (it may just not exist yet). */
+int ctl_open_console(sd_bus *bus, const char *name, bool report);
 /* Interrupts (SIGINT, SIGTERM) set `interrupted`. */
 void ctl_catch_signals(void);
 

@@ -62,28 +62,6 @@ static char *read_ad(const char *var) {
         return p && hv_read_file(p, 1 << 20, &text, NULL) >= 0 ? text : NULL;
 }
 
-/* ---- the machine's signals ---- */
-
-struct state {
-        const char *name;
-        bool removed, stopped;
-        char reason[32];
-};
-
-static int on_signal_msg(sd_bus_message *m, void *ud, sd_bus_error *err) {
-        (void)err;
-        struct state *st = ud;
-        const char *member = sd_bus_message_get_member(m), *name, *a, *b;
-        if (member && strcmp(member, "MachineRemoved") == 0 && sd_bus_message_read(m, "sss", &name, &a, &b) >= 0 &&
-            strcmp(name, st->name) == 0) {
-                st->removed = true;
-                snprintf(st->reason, sizeof(st->reason), "%s", a);
-        } else if (member && strcmp(member, "MachineStateChanged") == 0 && sd_bus_message_read(m, "ss", &name, &a) >= 0 &&
-                   strcmp(name, st->name) == 0 && (!strcmp(a, "shut-off") || !strcmp(a, "crashed")))
-                st->stopped = true;
-        return 0;
-}
-
 /* ---- the call ---- */
 
 static int append_env_and_files(sd_bus_message *m, const char *script, const char *job) {
@@ -259,25 +237,13 @@ static void drain(struct follow *f) {
         }
 }
 
-/* The console log's fd, or -1 while there is none yet (the guest has not started writing). */
-static int open_console(sd_bus *bus, const char *name) {
-        sd_bus_message *reply = NULL;
-        if (sd_bus_call_method(bus, BUS_NAME, OBJ, MGR, "OpenConsole", NULL, &reply, "s", name) < 0)
-                return -1;
-        int fd = -1, own = -1;
-        if (sd_bus_message_read(reply, "h", &fd) >= 0)
-                own = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-        sd_bus_message_unref(reply);
-        return own;
-}
-
-static int run(sd_bus *bus, const char *name, const char *nonce, uint64_t timeout_sec, struct state *st) {
+static int run(sd_bus *bus, const char *name, const char *nonce, uint64_t timeout_sec, struct ctl_machine_watch *st) {
         struct follow f = { .nonce = nonce, .status = -1, .fd = -1 };
         uint64_t until = timeout_sec ? hv_mono_usec() + timeout_sec * 1000000ULL : 0, ended_at = 0, next_open = 0;
         int code = -1;
         while (code < 0) {
                 if (f.fd < 0 && !st->removed && hv_mono_usec() >= next_open) {
-                        f.fd = open_console(bus, name);
+                        f.fd = ctl_open_console(bus, name, false); /* none until the guest starts writing */
                         next_open = hv_mono_usec() + 1000000ULL;
                 }
                 if (f.fd >= 0)
@@ -308,7 +274,7 @@ static int run(sd_bus *bus, const char *name, const char *nonce, uint64_t timeou
                 }
                 /* the command has ended and the guest stopped: hvwgd removes the machine; should
                  * that not come, destroy it ourselves after a while */
-                if ((f.status >= 0 || st->stopped) && !ended_at)
+                if ((f.status >= 0 || ctl_machine_stopped(st->state)) && !ended_at)
                         ended_at = hv_mono_usec();
                 if (ended_at && hv_mono_usec() - ended_at > 60 * 1000000ULL) {
                         destroy(bus, name);
@@ -431,12 +397,8 @@ int main(int argc, char **argv) {
         sd_bus *bus = NULL;
         if (ctl_connect(&bus) != 0)
                 return RUN_EXIT_FAILED;
-        struct state st = { .name = name };
-        int r = sd_bus_match_signal(bus, NULL, BUS_NAME, OBJ, MGR, "MachineRemoved", on_signal_msg, &st);
-        if (r >= 0)
-                r = sd_bus_match_signal(bus, NULL, BUS_NAME, OBJ, MGR, "MachineStateChanged", on_signal_msg, &st);
-        if (r < 0) {
-                fprintf(stderr, "hvwg-run: cannot subscribe to hvwgd's signals: %s\n", strerror(-r));
+        struct ctl_machine_watch st = { .name = name };
+        if (ctl_watch_machine(bus, &st) != 0) {
                 sd_bus_flush_close_unref(bus);
                 return RUN_EXIT_FAILED;
         }

@@ -180,16 +180,6 @@ static int read_partitions(sd_bus_message *reply, json_object *o) {
         return r;
 }
 
-static const char *str_of(json_object *o, const char *key) {
-        json_object *v;
-        return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : "";
-}
-
-static uint64_t u64_of(json_object *o, const char *key) {
-        json_object *v;
-        return json_object_object_get_ex(o, key, &v) ? json_object_get_uint64(v) : 0;
-}
-
 int cmd_inspect(sd_bus *bus, const char *name) {
         sd_bus_message *reply = NULL;
         json_object *o = NULL;
@@ -216,9 +206,9 @@ int cmd_inspect(sd_bus *bus, const char *name) {
                 return EXIT_OK;
         }
         char b[32], c[32];
-        printf("Image %s: %s table, %s (%s allocated), created %s\n", name, str_of(o, "table"), ctl_size(u64_of(o, "size"), b, sizeof(b)),
-               ctl_size(u64_of(o, "allocated"), c, sizeof(c)), ctl_time(u64_of(o, "created_usec"), c, sizeof(c)));
-        printf("Source:   %s\nSHA-512:  %s\n", str_of(o, "source"), *str_of(o, "sha512") ? str_of(o, "sha512") : "-");
+        printf("Image %s: %s table, %s (%s allocated), created %s\n", name, ctl_json_str(o, "table"), ctl_size(ctl_json_u64(o, "size"), b, sizeof(b)),
+               ctl_size(ctl_json_u64(o, "allocated"), c, sizeof(c)), ctl_time(ctl_json_u64(o, "created_usec"), c, sizeof(c)));
+        printf("Source:   %s\nSHA-512:  %s\n", ctl_json_str(o, "source"), *ctl_json_str(o, "sha512") ? ctl_json_str(o, "sha512") : "-");
         json_object *ms;
         json_object_object_get_ex(o, "machines", &ms);
         printf("Machines:");
@@ -233,8 +223,8 @@ int cmd_inspect(sd_bus *bus, const char *name) {
                 json_object *p = json_object_array_get_idx(arr, i), *v;
                 char s1[32], s2[32];
                 json_object_object_get_ex(p, "bootable", &v);
-                printf("%-4d 0x%02x   %-4s %14s %14s %s\n", (int)u64_of(p, "number"), (int)u64_of(p, "type"), json_object_get_boolean(v) ? "*" : "",
-                       ctl_size(u64_of(p, "offset"), s1, sizeof(s1)), ctl_size(u64_of(p, "size"), s2, sizeof(s2)), str_of(p, "filesystem"));
+                printf("%-4d 0x%02x   %-4s %14s %14s %s\n", (int)ctl_json_u64(p, "number"), (int)ctl_json_u64(p, "type"), json_object_get_boolean(v) ? "*" : "",
+                       ctl_size(ctl_json_u64(p, "offset"), s1, sizeof(s1)), ctl_size(ctl_json_u64(p, "size"), s2, sizeof(s2)), ctl_json_str(p, "filesystem"));
         }
         json_object_put(o);
         return EXIT_OK;

@@ -174,16 +174,6 @@ static int get_machine(sd_bus *bus, const char *name, json_object **ret) {
         return r < 0 ? -ctl_bad_reply(r) : 0;
 }
 
-static const char *str_of(json_object *o, const char *key) {
-        json_object *v;
-        return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : "";
-}
-
-static uint64_t u64_of(json_object *o, const char *key) {
-        json_object *v;
-        return json_object_object_get_ex(o, key, &v) ? json_object_get_uint64(v) : 0;
-}
-
 int cmd_show(sd_bus *bus, const char *name) {
         json_object *o = NULL;
         int r = get_machine(bus, name, &o);
@@ -196,23 +186,23 @@ int cmd_show(sd_bus *bus, const char *name) {
         char a[32], b[32], c[32];
         json_object *v;
         json_object_object_get_ex(o, "transient", &v);
-        printf("%s (%s)\n", name, str_of(o, "uuid"));
-        printf("  State:      %s%s%s%s since %s\n", str_of(o, "state"), *str_of(o, "state_reason") ? " (" : "", str_of(o, "state_reason"),
-               *str_of(o, "state_reason") ? ")" : "", ctl_time(u64_of(o, "state_changed_usec"), a, sizeof(a)));
-        printf("  Created:    %s by uid %llu%s\n", ctl_time(u64_of(o, "created_usec"), b, sizeof(b)),
-               (unsigned long long)u64_of(o, "owner_uid"), json_object_get_boolean(v) ? ", transient (removed when it stops)" : "");
-        printf("  Image:      %s (sha512 %.16s…)\n", str_of(o, "image"), *str_of(o, "image_sha512") ? str_of(o, "image_sha512") : "unknown");
-        printf("  Resources:  %llu cores, %s memory, %s scratch\n", (unsigned long long)u64_of(o, "cores"),
-               ctl_size(u64_of(o, "memory_mib") << 20, a, sizeof(a)), ctl_size(u64_of(o, "scratch_bytes"), b, sizeof(b)));
-        printf("  Hypervisor: %s, network %s\n", str_of(o, "hypervisor"), *str_of(o, "network") ? str_of(o, "network") : "none");
+        printf("%s (%s)\n", name, ctl_json_str(o, "uuid"));
+        printf("  State:      %s%s%s%s since %s\n", ctl_json_str(o, "state"), *ctl_json_str(o, "state_reason") ? " (" : "", ctl_json_str(o, "state_reason"),
+               *ctl_json_str(o, "state_reason") ? ")" : "", ctl_time(ctl_json_u64(o, "state_changed_usec"), a, sizeof(a)));
+        printf("  Created:    %s by uid %llu%s\n", ctl_time(ctl_json_u64(o, "created_usec"), b, sizeof(b)),
+               (unsigned long long)ctl_json_u64(o, "owner_uid"), json_object_get_boolean(v) ? ", transient (removed when it stops)" : "");
+        printf("  Image:      %s (sha512 %.16s…)\n", ctl_json_str(o, "image"), *ctl_json_str(o, "image_sha512") ? ctl_json_str(o, "image_sha512") : "unknown");
+        printf("  Resources:  %llu cores, %s memory, %s scratch\n", (unsigned long long)ctl_json_u64(o, "cores"),
+               ctl_size(ctl_json_u64(o, "memory_mib") << 20, a, sizeof(a)), ctl_size(ctl_json_u64(o, "scratch_bytes"), b, sizeof(b)));
+        printf("  Hypervisor: %s, network %s\n", ctl_json_str(o, "hypervisor"), *ctl_json_str(o, "network") ? ctl_json_str(o, "network") : "none");
         json_object *disks;
         json_object_object_get_ex(o, "disks", &disks);
         for (size_t i = 0; disks && i < json_object_array_length(disks); i++) {
                 json_object *d = json_object_array_get_idx(disks, i);
-                printf("  Disk:       %-7s %s (%s allocated)\n", str_of(d, "role"), str_of(d, "path"),
-                       ctl_size(u64_of(d, "allocated"), c, sizeof(c)));
+                printf("  Disk:       %-7s %s (%s allocated)\n", ctl_json_str(d, "role"), ctl_json_str(d, "path"),
+                       ctl_size(ctl_json_u64(d, "allocated"), c, sizeof(c)));
         }
-        printf("  Console:    %s\n", str_of(o, "console_log"));
+        printf("  Console:    %s\n", ctl_json_str(o, "console_log"));
         json_object_put(o);
         return EXIT_OK;
 }
@@ -280,41 +270,6 @@ int cmd_destroy(sd_bus *bus, const char *name) {
 
 /* ---- console and wait: signals about one machine ---- */
 
-struct machine_watch {
-        const char *name;
-        char state[32];
-        char reason[32];
-        bool changed, removed;
-};
-
-static int on_machine_signal(sd_bus_message *m, void *ud, sd_bus_error *err) {
-        (void)err;
-        struct machine_watch *w = ud;
-        const char *member = sd_bus_message_get_member(m), *name, *a, *b;
-        if (member && strcmp(member, "MachineStateChanged") == 0 && sd_bus_message_read(m, "ss", &name, &a) >= 0 &&
-            strcmp(name, w->name) == 0) {
-                snprintf(w->state, sizeof(w->state), "%s", a);
-                w->changed = true;
-        } else if (member && strcmp(member, "MachineRemoved") == 0 && sd_bus_message_read(m, "sss", &name, &a, &b) >= 0 &&
-                   strcmp(name, w->name) == 0) {
-                snprintf(w->state, sizeof(w->state), "removed");
-                snprintf(w->reason, sizeof(w->reason), "%s", a);
-                w->changed = w->removed = true;
-        }
-        return 0;
-}
-
-static int watch_machine(sd_bus *bus, struct machine_watch *w) {
-        int r = sd_bus_match_signal(bus, NULL, BUS_NAME, OBJ, MGR, "MachineStateChanged", on_machine_signal, w);
-        if (r >= 0)
-                r = sd_bus_match_signal(bus, NULL, BUS_NAME, OBJ, MGR, "MachineRemoved", on_machine_signal, w);
-        return r < 0 ? ctl_error(NULL, "cannot subscribe to the machine signals: %s", strerror(-r)) : 0;
-}
-
-static bool stopped(const char *state) {
-        return !strcmp(state, "shut-off") || !strcmp(state, "crashed") || !strcmp(state, "undefined") || !strcmp(state, "removed");
-}
-
 /* Copies what the console log holds from *pos on; on a terminal, control bytes a guest could
  * use against it (escape sequences) are shown as '?'. false at a write error. */
 static bool copy_out(int fd, off_t *pos, bool tty) {
@@ -339,19 +294,13 @@ static bool copy_out(int fd, off_t *pos, bool tty) {
 }
 
 int cmd_console(sd_bus *bus, const char *name) {
-        struct machine_watch w = { .name = name };
+        struct ctl_machine_watch w = { .name = name };
         int r;
-        if (arg.follow && (r = watch_machine(bus, &w)) != 0)
+        if (arg.follow && (r = ctl_watch_machine(bus, &w)) != 0)
                 return r;
-        sd_bus_message *reply = NULL;
-        if ((r = ctl_call(bus, "OpenConsole", &reply, "s", name)) < 0)
-                return -r;
-        int fd = -1;
-        r = sd_bus_message_read(reply, "h", &fd);
-        int own = r >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 3) : -1;
-        sd_bus_message_unref(reply);
+        int own = ctl_open_console(bus, name, true);
         if (own < 0)
-                return ctl_bad_reply(r < 0 ? r : -errno);
+                return -own;
         bool tty = isatty(STDOUT_FILENO);
         off_t pos = 0;
         int code = EXIT_OK;
@@ -362,7 +311,7 @@ int cmd_console(sd_bus *bus, const char *name) {
                 }
                 if (!arg.follow || interrupted)
                         break;
-                if (w.changed && stopped(w.state)) {
+                if (w.changed && ctl_machine_stopped(w.state)) {
                         copy_out(own, &pos, tty); /* what it wrote last */
                         if (!arg.quiet && w.removed)
                                 fprintf(stderr, "hvwgctl: machine %s was removed (%s)\n", name, w.reason);
@@ -383,11 +332,11 @@ int cmd_console(sd_bus *bus, const char *name) {
 }
 
 int cmd_wait_machine(sd_bus *bus, const char *name) {
-        struct machine_watch w = { .name = name };
+        struct ctl_machine_watch w = { .name = name };
         unsigned timeout = 0;
         if (arg.timeout && hv_parse_uint(arg.timeout, 1, 86400 * 30, &timeout) < 0)
                 return ctl_usage("invalid --timeout %s (seconds)", arg.timeout);
-        int r = watch_machine(bus, &w);
+        int r = ctl_watch_machine(bus, &w);
         if (r != 0)
                 return r;
         /* subscribed first: the state read now cannot miss a later change */
@@ -406,13 +355,13 @@ int cmd_wait_machine(sd_bus *bus, const char *name) {
                 sd_bus_message_unref(reply);
                 if (r < 0)
                         return ctl_bad_reply(r);
-                snprintf(w.state, sizeof(w.state), "%s", str_of(o, "state"));
+                snprintf(w.state, sizeof(w.state), "%s", ctl_json_str(o, "state"));
                 json_object_put(o);
         }
         sd_bus_error_free(&e);
         uint64_t until = timeout ? hv_mono_usec() + timeout * 1000000ULL : 0;
         for (;;) {
-                bool reached = arg.state ? strcmp(w.state, arg.state) == 0 : stopped(w.state);
+                bool reached = arg.state ? strcmp(w.state, arg.state) == 0 : ctl_machine_stopped(w.state);
                 if (reached)
                         break;
                 if (!strcmp(w.state, "removed"))
