@@ -133,31 +133,6 @@ int run_parse_duration(const char *s, uint64_t *ret) {
         return 0;
 }
 
-int run_shell_quote(const char *word, char *buf, size_t len, size_t *used) {
-        size_t u = *used;
-#define PUT(c)                          \
-        do {                            \
-                if (u + 1 >= len)       \
-                        return -ENOSPC; \
-                buf[u++] = (c);         \
-        } while (0)
-        PUT('\'');
-        for (const char *p = word; *p; p++) {
-                if (*p == '\'') {
-                        PUT('\'');
-                        PUT('\\');
-                        PUT('\'');
-                        PUT('\'');
-                } else
-                        PUT(*p);
-        }
-        PUT('\'');
-#undef PUT
-        buf[u] = 0;
-        *used = u;
-        return 0;
-}
-
 /* The guest side. POSIX sh (busybox is enough). Run by the HEPiX context service as prolog.sh
  * (in its copy of the context disk, context.sh exported) or by cloud-init as user-data (then it
  * mounts the context disk itself); whichever comes first runs it, once. */
@@ -200,7 +175,7 @@ char *run_build_script(char *const *argv, int argc, const char *nonce) {
         for (int i = 0; i < argc; i++) {
                 if (i && u + 1 < len)
                         s[u++] = ' ';
-                if (run_shell_quote(argv[i], s, len, &u) < 0) {
+                if (hv_shell_quote(argv[i], s, len, &u) < 0) {
                         free(s);
                         return NULL;
                 }

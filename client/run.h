@@ -36,8 +36,6 @@ bool run_classad_value(const char *ad, const char *key, char *out, size_t len);
 void run_machine_name(const struct run_alloc *a, const char *host, uint32_t unique, char *out, size_t len);
 /* "90", "90s", "15m", "2h", "1d" → seconds (> 0). -EINVAL. */
 int run_parse_duration(const char *s, uint64_t *ret);
-/* Shell-quotes one word into buf ('…', a ' as '\''); -ENOSPC when it does not fit. */
-int run_shell_quote(const char *word, char *buf, size_t len, size_t *used);
 /* The script that runs argv in the guest: mounts LABEL=scratch as the working directory,
  * exports context.sh, writes "HVWG-RUN-BEGIN nonce", the command's output, then a newline and
  * "HVWG-RUN-END nonce STATUS" to the console, and powers the VM off. malloc'ed; NULL: no memory. */

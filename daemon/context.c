@@ -117,10 +117,10 @@ static int put(char **buf, size_t *used, size_t *cap, const char *s, size_t n) {
 
 int context_shell_assign(char **buf, size_t *used, size_t *cap, const char *key, const char *value) {
         int r = put(buf, used, cap, key, strlen(key));
-        r = r < 0 ? r : put(buf, used, cap, "='", 2);
-        for (const char *p = value; r >= 0 && *p; p++)
-                r = *p == '\'' ? put(buf, used, cap, "'\\''", 4) : put(buf, used, cap, p, 1);
-        return r < 0 ? r : put(buf, used, cap, "'\n", 2);
+        r = r < 0 ? r : put(buf, used, cap, "=", 1);
+        if (r >= 0 && (r = grow(buf, cap, *used + 4 * strlen(value) + 3)) >= 0)
+                r = hv_shell_quote(value, *buf, *cap, used);
+        return r < 0 ? r : put(buf, used, cap, "\n", 1);
 }
 
 /* A YAML double-quoted scalar: \" \\ and every byte below 0x20 or 0x7f escaped. */

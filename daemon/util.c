@@ -294,3 +294,28 @@ bool hv_fault(const char *point) {
         }
         return false;
 }
+
+int hv_shell_quote(const char *word, char *buf, size_t len, size_t *used) {
+        size_t u = *used;
+#define PUT(c)                          \
+        do {                            \
+                if (u + 1 >= len)       \
+                        return -ENOSPC; \
+                buf[u++] = (c);         \
+        } while (0)
+        PUT('\'');
+        for (const char *p = word; *p; p++) {
+                if (*p == '\'') {
+                        PUT('\'');
+                        PUT('\\');
+                        PUT('\'');
+                        PUT('\'');
+                } else
+                        PUT(*p);
+        }
+        PUT('\'');
+#undef PUT
+        buf[u] = 0;
+        *used = u;
+        return 0;
+}

@@ -96,6 +96,9 @@ int hv_write_file_atomic(const char *path, const char *content, size_t len, unsi
 /* Reads a small file whole (max bytes); NUL-terminated. */
 int hv_read_file(const char *path, size_t max, char **ret, size_t *ret_len);
 void hv_hex(const uint8_t *in, size_t n, char *out);
+/* Shell-quotes one word into buf at *used ('…', a ' as '\''): sh reads it back as exactly
+ * that word. -ENOSPC when it does not fit (4 × strlen + 3 bytes always do). */
+int hv_shell_quote(const char *word, char *buf, size_t len, size_t *used);
 /* Fault injection for the tests: true when the environment variable HVWGD_FAULT names point
  * (comma-separated). Unset in every real deployment. */
 bool hv_fault(const char *point);

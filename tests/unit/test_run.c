@@ -143,7 +143,7 @@ static void test_quoting(void **s) {
         char expect[1024] = "";
         for (size_t i = 0; words[i]; i++) {
                 cmd[used++] = ' ';
-                assert_int_equal(run_shell_quote(words[i], cmd, sizeof(cmd), &used), 0);
+                assert_int_equal(hv_shell_quote(words[i], cmd, sizeof(cmd), &used), 0);
                 snprintf(expect + strlen(expect), sizeof(expect) - strlen(expect), "[%s]", words[i]);
         }
         char path[] = "/tmp/hvwg-run-quote-XXXXXX";
@@ -163,7 +163,7 @@ static void test_quoting(void **s) {
         /* too small a buffer: refused, never cut */
         char tiny[8];
         size_t u = 0;
-        assert_int_equal(run_shell_quote("longer than eight", tiny, sizeof(tiny), &u), -ENOSPC);
+        assert_int_equal(hv_shell_quote("longer than eight", tiny, sizeof(tiny), &u), -ENOSPC);
 }
 
 static void test_script(void **s) {
