@@ -347,18 +347,14 @@ static int method_get_image(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
         r = sd_bus_message_new_method_return(msg, &reply);
         if (r >= 0)
                 r = sd_bus_message_open_container(reply, 'a', "{sv}");
-#define ENTRY(key, type, value) \
-        if (r >= 0)             \
-        r = sd_bus_message_append(reply, "{sv}", key, type, value)
-        ENTRY("name", "s", img->name);
-        ENTRY("size", "t", img->size);
-        ENTRY("allocated", "t", img->allocated);
-        ENTRY("created_usec", "t", img->created_usec);
-        ENTRY("source", "s", img->source ? img->source : "");
-        ENTRY("sha512", "s", img->sha512);
-        ENTRY("download_size", "t", img->compressed_size);
-        ENTRY("table", "s", img->table ? "mbr" : "");
-#undef ENTRY
+        BUS_DICT_ENTRY(reply, "name", "s", img->name);
+        BUS_DICT_ENTRY(reply, "size", "t", img->size);
+        BUS_DICT_ENTRY(reply, "allocated", "t", img->allocated);
+        BUS_DICT_ENTRY(reply, "created_usec", "t", img->created_usec);
+        BUS_DICT_ENTRY(reply, "source", "s", img->source ? img->source : "");
+        BUS_DICT_ENTRY(reply, "sha512", "s", img->sha512);
+        BUS_DICT_ENTRY(reply, "download_size", "t", img->compressed_size);
+        BUS_DICT_ENTRY(reply, "table", "s", img->table ? "mbr" : "");
         _cleanup_free_ struct machine *a = NULL;
         int n = r >= 0 ? machines_snapshot(m->machines, &a) : 0;
         if (n < 0)

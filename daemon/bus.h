@@ -73,6 +73,10 @@ int bus_read_options(sd_bus_message *msg, struct opt_value *v, size_t *n, struct
 int bus_check_quota(struct manager *m, uid_t uid, sd_bus_error *ret);
 /* ImageBusy while a machine or a create job uses the image. */
 int bus_image_busy(struct manager *m, const char *name, sd_bus_error *ret);
+/* An a{sv} entry of a basic type, appended while r >= 0 (r: the int of the caller's scope). */
+#define BUS_DICT_ENTRY(reply, key, type, value) \
+        if (r >= 0)                             \
+        r = sd_bus_message_append(reply, "{sv}", key, type, value)
 /* An a{sv} entry holding an array (element: "s", "(sst)"): open, append the elements, close. */
 int bus_open_dict_array(sd_bus_message *reply, const char *key, const char *element);
 int bus_close_dict_array(sd_bus_message *reply);

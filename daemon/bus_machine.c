@@ -257,27 +257,23 @@ static int append_details(struct manager *m, sd_bus_message *reply, const struct
         const struct machine *x = &res->m;
         struct image *img = store_find(&m->store, x->image);
         int r = sd_bus_message_open_container(reply, 'a', "{sv}");
-#define ENTRY(key, type, value) \
-        if (r >= 0)             \
-        r = sd_bus_message_append(reply, "{sv}", key, type, value)
-        ENTRY("name", "s", x->name);
-        ENTRY("uuid", "s", x->uuid);
-        ENTRY("cores", "u", x->cores);
-        ENTRY("memory_mib", "t", x->memory_mib);
-        ENTRY("scratch_bytes", "t", x->scratch_bytes);
-        ENTRY("image", "s", x->image);
-        ENTRY("image_sha512", "s", img ? img->sha512 : "");
-        ENTRY("state", "s", x->state);
-        ENTRY("state_reason", "s", x->reason);
-        ENTRY("state_changed_usec", "t", x->state_usec);
-        ENTRY("owner_uid", "u", x->owner);
-        ENTRY("created_usec", "t", x->created_usec);
-        ENTRY("transient", "b", (int)x->transient);
-        ENTRY("hypervisor", "s", x->hypervisor);
-        ENTRY("network", "s", x->network);
-        ENTRY("console_log", "s", res->console_path);
-        ENTRY("context_bytes", "t", res->context_bytes);
-#undef ENTRY
+        BUS_DICT_ENTRY(reply, "name", "s", x->name);
+        BUS_DICT_ENTRY(reply, "uuid", "s", x->uuid);
+        BUS_DICT_ENTRY(reply, "cores", "u", x->cores);
+        BUS_DICT_ENTRY(reply, "memory_mib", "t", x->memory_mib);
+        BUS_DICT_ENTRY(reply, "scratch_bytes", "t", x->scratch_bytes);
+        BUS_DICT_ENTRY(reply, "image", "s", x->image);
+        BUS_DICT_ENTRY(reply, "image_sha512", "s", img ? img->sha512 : "");
+        BUS_DICT_ENTRY(reply, "state", "s", x->state);
+        BUS_DICT_ENTRY(reply, "state_reason", "s", x->reason);
+        BUS_DICT_ENTRY(reply, "state_changed_usec", "t", x->state_usec);
+        BUS_DICT_ENTRY(reply, "owner_uid", "u", x->owner);
+        BUS_DICT_ENTRY(reply, "created_usec", "t", x->created_usec);
+        BUS_DICT_ENTRY(reply, "transient", "b", (int)x->transient);
+        BUS_DICT_ENTRY(reply, "hypervisor", "s", x->hypervisor);
+        BUS_DICT_ENTRY(reply, "network", "s", x->network);
+        BUS_DICT_ENTRY(reply, "console_log", "s", res->console_path);
+        BUS_DICT_ENTRY(reply, "context_bytes", "t", res->context_bytes);
         if (r >= 0)
                 r = bus_open_dict_array(reply, "disks", "(sst)");
         if (r >= 0)
