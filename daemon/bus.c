@@ -496,7 +496,7 @@ static int prop_capacity(sd_bus *bus, const char *path, const char *iface, const
         if (strcmp(prop, "CommittedMemoryMiB") == 0)
                 return sd_bus_message_append(reply, "t", c.committed_memory_mib);
         if (strcmp(prop, "CommittedScratchBytes") == 0)
-                return sd_bus_message_append(reply, "t", bus_committed_scratch(m));
+                return sd_bus_message_append(reply, "t", c.committed_scratch_bytes);
         if (strcmp(prop, "CapacityCores") == 0)
                 return sd_bus_message_append(reply, "u", (uint32_t)((uint64_t)cpus * c.cpu_overcommit));
         return sd_bus_message_append(reply, "t", c.ram_mib > c.reserved_memory_mib ? c.ram_mib - c.reserved_memory_mib : 0);

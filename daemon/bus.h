@@ -58,7 +58,6 @@ int bus_cancel_job(struct manager *m, sd_bus_message *msg, struct job *j, uid_t 
 /* The host's limits and what machines and creations under way have committed of them. */
 struct capacity;
 void bus_capacity(struct manager *m, struct capacity *c);
-uint64_t bus_committed_scratch(struct manager *m);
 /* ret from an error kind and a message (errors.c names it); a negative errno for the handler. */
 int bus_fail(sd_bus_error *ret, enum hv_kind kind, const char *fmt, ...) HV_PRINTF(3, 4);
 /* ret from an internal error: its D-Bus name (errors.c, the one mapping) and message. */

@@ -124,22 +124,15 @@ void bus_capacity(struct manager *m, struct capacity *c) {
         uint64_t ram_mib = sysinfo(&si) == 0 ? (uint64_t)si.totalram * si.mem_unit >> 20 : 0;
         *c = (struct capacity){ .online_cpus = sysconf(_SC_NPROCESSORS_ONLN), .cpu_overcommit = m->conf.cpu_overcommit,
                                 .ram_mib = ram_mib, .reserved_memory_mib = m->conf.reserved_memory_mib,
-                                .committed_cores = t.cores, .committed_memory_mib = t.memory_mib };
+                                .committed_cores = t.cores, .committed_memory_mib = t.memory_mib,
+                                .committed_scratch_bytes = t.scratch_bytes };
         for (struct job *j = jobs_first(m->jobs); j; j = j->next)
                 if (j->kind == &create_kind) {
                         const struct create_job *cj = j->payload;
                         c->committed_cores += cj->p.cores;
                         c->committed_memory_mib += cj->p.memory_mib;
+                        c->committed_scratch_bytes += cj->p.scratch_bytes;
                 }
-}
-
-uint64_t bus_committed_scratch(struct manager *m) {
-        struct machine_totals t;
-        machines_totals(m->machines, &t);
-        for (struct job *j = jobs_first(m->jobs); j; j = j->next)
-                if (j->kind == &create_kind)
-                        t.scratch_bytes += ((const struct create_job *)j->payload)->p.scratch_bytes;
-        return t.scratch_bytes;
 }
 
 /* A non-root caller may act only on the machines it created. */

@@ -70,6 +70,7 @@ struct capacity {
         uint64_t reserved_memory_mib;
         uint64_t committed_cores;
         uint64_t committed_memory_mib;
+        uint64_t committed_scratch_bytes; /* shown (CommittedScratchBytes); free space bounds it */
 };
 
 /* What CreateMachine falls back to, from the configuration and the host. */
