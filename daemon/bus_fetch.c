@@ -46,6 +46,15 @@ static int fetch_conflicts(struct manager *m, const char *name, bool replace, sd
         return 0;
 }
 
+/* A fetch job downloading source as fp asks (http(s)), which a new one may wait for: the one
+ * that downloads (a job that itself waits names the one it waits for). */
+static struct job *download_of(struct manager *m, const struct job *self, const char *source, const struct fetch_params *fp) {
+        for (struct job *j = jobs_first(m->jobs); j; j = j->next)
+                if (j != self && j->kind == &fetch_kind && fetch_joinable(j->payload, source, fp))
+                        return j->after ? j->after : j;
+        return NULL;
+}
+
 /* Makes the job, replies (id, path) to msg and queues it. fd: the opened file source or -1. */
 static int start_fetch_job(struct manager *m, sd_bus_message *msg, const char *name, const char *source, uid_t uid,
                            const struct fetch_params *fp, int *fd, bool world_readable) {
@@ -60,7 +69,14 @@ static int start_fetch_job(struct manager *m, sd_bus_message *msg, const char *n
                 snprintf(f->if_none_match, sizeof(f->if_none_match), "%s", old->etag);
                 snprintf(f->if_modified_since, sizeof(f->if_modified_since), "%s", old->last_modified);
         }
-        log_info("job %u: fetch %s as %s (uid %u)", j->id, j->source, name, (unsigned)uid);
+        /* one download per source: a second name waits for the first download and links it */
+        struct job *lead = *fd < 0 && !f->if_none_match[0] && !f->if_modified_since[0] ? download_of(m, j, source, fp) : NULL;
+        if (lead) {
+                job_wait_for(j, lead);
+                log_info("job %u: fetch %s as %s (uid %u): waits for job %u, which downloads it for image %s", j->id, j->source, name,
+                         (unsigned)uid, lead->id, lead->target);
+        } else
+                log_info("job %u: fetch %s as %s (uid %u)", j->id, j->source, name, (unsigned)uid);
         return bus_announce_job(m, msg, j);
 }
 
@@ -146,6 +162,15 @@ int bus_method_fetch_image(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
         }
         if ((r = bus_check_name(name, "image", ret)) < 0)
                 return r;
+        /* the same image from the same URL, asked for again while it downloads: the same job */
+        struct job *same = scheme != URI_FILE ? jobs_find_target(m->jobs, &fetch_kind, name) : NULL;
+        const struct fetch_job *sf = same ? same->payload : NULL;
+        if (sf && fetch_joinable(sf, source, &fp) && (!fp.sha512[0] || sf->fp.sha512[0]) && (!fp.have_size || sf->fp.have_size)) {
+                snprintf(m->call.note, sizeof(m->call.note), "job %u (already fetching it)", same->id);
+                log_info("FetchImage %s as %s (uid %u): job %u already fetches it; the caller gets that job", same->source, name,
+                         (unsigned)uid, same->id);
+                return sd_bus_reply_method_return(msg, "uo", same->id, same->path);
+        }
         if ((r = fetch_conflicts(m, name, fp.replace, ret)) < 0 || (r = bus_check_quota(m, uid, ret)) < 0)
                 return r;
         int no_fd = -1;

@@ -292,6 +292,8 @@ static int apply(struct hv_conf *c, enum section sec, const char *k, const char 
                 *why = "expected bytes per second such as 10K (0 = off)";
                 if (strcmp(k, "LowSpeedLimit") == 0)
                         return hv_parse_size(v, &c->low_speed_limit) ?: 1;
+                if (strcmp(k, "MaxBandwidth") == 0)
+                        return hv_parse_size(v, &c->max_bandwidth) ?: 1;
                 *why = "expected yes or no";
                 if (strcmp(k, "AllowLoopbackRedirects") == 0)
                         return parse_bool(v, &c->allow_loopback_redirects) ?: 1;
@@ -454,7 +456,8 @@ void hv_conf_print(FILE *f, const struct hv_conf *c) {
         fprintf(f, "[Fetch]\nMaxConcurrent=%u\nConnectTimeoutSec=%u\nStallTimeoutSec=%u\nMaxRedirects=%u\nInflate=%s\nCAPath=%s\nProxy=%s\nJobsPerUser=%u\n",
                c->max_concurrent, c->connect_timeout_sec, c->stall_timeout_sec, c->max_redirects, c->inflate, c->ca_path, c->proxy,
                c->jobs_per_user);
-        fprintf(f, "Retries=%u\nRetryMaxDelaySec=%u\n", c->retries, c->retry_max_delay_sec);
+        fprintf(f, "Retries=%u\nRetryMaxDelaySec=%u\nMaxBandwidth=%llu\n", c->retries, c->retry_max_delay_sec,
+                (unsigned long long)c->max_bandwidth);
         fprintf(f, "RunningJobsPerUser=%u\nMaxQueuedJobs=%u\nLowSpeedLimit=%llu\nLowSpeedTimeSec=%u\nMaxDownloadTimeSec=%u\n"
                "MaxDownloadSize=%llu\nAllowLoopbackRedirects=%s\n",
                hv_conf_running_per_user(c), c->max_queued_jobs, (unsigned long long)c->low_speed_limit, c->low_speed_time_sec,

@@ -47,6 +47,7 @@ struct hv_conf {
         uint64_t low_speed_limit;      /* bytes/s averaged over low_speed_time_sec; 0 = off */
         unsigned low_speed_time_sec;
         unsigned max_download_time_sec; /* 0 = no overall deadline */
+        uint64_t max_bandwidth;         /* bytes/s of all downloads together; 0 = no limit */
         bool allow_loopback_redirects;
 };
 

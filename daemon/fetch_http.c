@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <string.h>
 #include <strings.h>
@@ -34,6 +35,31 @@ struct curl_ctx {
         bool resumed, body_started;
         char cur_etag[256], cur_last_modified[64], via[256], x_cache[128];
 };
+
+/* MaxBandwidth: every download of the process draws from this one budget. */
+static struct {
+        pthread_mutex_t mtx;
+        struct hv_rate rate;
+} host_budget = { .mtx = PTHREAD_MUTEX_INITIALIZER };
+
+/* Takes n bytes from the host's budget and, past it, waits (in slices that watch for a cancel;
+ * the unread bytes hold the sender back through TCP). false: canceled meanwhile. */
+static bool throttle(const struct fetch_req *req, size_t n) {
+        uint64_t rate = req->conf->max_bandwidth;
+        if (!rate)
+                return true;
+        pthread_mutex_lock(&host_budget.mtx);
+        uint64_t wait = hv_rate_take(&host_budget.rate, hv_mono_usec(), n, rate);
+        pthread_mutex_unlock(&host_budget.mtx);
+        while (wait) {
+                if (atomic_load(req->cancel))
+                        return false;
+                uint64_t step = wait < 100000 ? wait : 100000;
+                usleep((useconds_t)step);
+                wait -= step;
+        }
+        return true;
+}
 
 /* A header line of the response (of each response: a redirect's too). */
 static size_t curl_header(char *p, size_t size, size_t nmemb, void *ud) {
@@ -106,9 +132,14 @@ static size_t curl_write(char *p, size_t size, size_t nmemb, void *ud) {
                         return 0;
         }
         c->r = c->req->data(c->req->userdata, (const uint8_t *)p, n, c->e);
-        if (c->r >= 0)
-                c->delivered += n;
-        return c->r < 0 ? 0 : n;
+        if (c->r < 0)
+                return 0;
+        c->delivered += n;
+        if (!throttle(c->req, n)) {
+                c->abort = ABORT_CANCEL;
+                return 0;
+        }
+        return n;
 }
 
 /* Called about once a second even when nothing arrives: cancel, stall and the overall deadline. */
@@ -254,6 +285,10 @@ static bool retryable(const struct curl_ctx *c, CURLcode cr) {
 
 static bool setup(CURL *curl, const struct fetch_req *req, struct curl_ctx *c, char *errbuf) {
         const struct hv_conf *cf = req->conf;
+        /* under MaxBandwidth a download gets its share; the low-speed limit may not fail it for that */
+        uint64_t low_speed = cf->low_speed_limit, share = cf->max_bandwidth / (2 * (cf->max_concurrent ? cf->max_concurrent : 1));
+        if (cf->max_bandwidth && low_speed > share)
+                low_speed = share ? share : 1;
         /* no downgrade: an https source may only be redirected to https */
         const char *redir = strncmp(req->uri, "https://", 8) == 0 ? "https" : "http,https";
         return curl_easy_setopt(curl, CURLOPT_URL, req->uri) == CURLE_OK &&
@@ -264,8 +299,8 @@ static bool setup(CURL *curl, const struct fetch_req *req, struct curl_ctx *c, c
                curl_easy_setopt(curl, CURLOPT_USERAGENT, HV_USER_AGENT) == CURLE_OK &&
                curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, (long)cf->connect_timeout_sec) == CURLE_OK &&
                /* the minimum average rate; a complete stall is caught sooner by curl_progress */
-               (!cf->low_speed_limit ||
-                (curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, (long)cf->low_speed_limit) == CURLE_OK &&
+               (!low_speed ||
+                (curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, (long)low_speed) == CURLE_OK &&
                  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, (long)cf->low_speed_time_sec) == CURLE_OK)) &&
                curl_easy_setopt(curl, CURLOPT_FAILONERROR, 1L) == CURLE_OK &&
                curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L) == CURLE_OK &&
@@ -282,6 +317,8 @@ static bool setup(CURL *curl, const struct fetch_req *req, struct curl_ctx *c, c
                curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L) == CURLE_OK &&
                curl_easy_setopt(curl, CURLOPT_OPENSOCKETFUNCTION, curl_open_socket) == CURLE_OK &&
                curl_easy_setopt(curl, CURLOPT_OPENSOCKETDATA, c) == CURLE_OK &&
+               (!cf->max_bandwidth ||
+                curl_easy_setopt(curl, CURLOPT_MAX_RECV_SPEED_LARGE, (curl_off_t)cf->max_bandwidth) == CURLE_OK) &&
                (!cf->ca_path[0] || curl_easy_setopt(curl, CURLOPT_CAINFO, cf->ca_path) == CURLE_OK) &&
                (!cf->proxy[0] || curl_easy_setopt(curl, CURLOPT_PROXY, cf->proxy) == CURLE_OK);
 }

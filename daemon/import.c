@@ -423,6 +423,12 @@ static int fetch_run_job(struct job_ctl *ctl, void *payload, struct hv_error *e)
         struct fetch_job *j = payload;
         const struct hv_conf *conf = &j->conf->c;
         uint32_t id = job_ctl_id(ctl);
+        if (j->join_failed || j->join_image) {
+                int jr = fetch_join_run(ctl, j, e);
+                if (jr != -EAGAIN)
+                        return jr;
+                log_info("job %u: image %s went away before it could be linked; downloading", id, j->join_from);
+        }
         _cleanup_(pipeline_freep) struct pipeline *p = calloc(1, sizeof(*p));
         if (!p)
                 return hv_fail(e, HV_E_ERRNO, ENOMEM, "out of memory");
@@ -527,6 +533,7 @@ static void fetch_job_free(void *payload) {
         if (!j)
                 return;
         image_free(j->image);
+        image_free(j->join_image);
         if (j->source_fd >= 0)
                 close(j->source_fd);
         hv_conf_snap_unref(j->conf);
@@ -566,4 +573,5 @@ const struct job_kind fetch_kind = {
         .run = fetch_run_job,
         .finished = fetch_finished,
         .free = fetch_job_free,
+        .joined = fetch_joined,
 };

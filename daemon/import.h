@@ -22,9 +22,24 @@ struct fetch_job {
         char if_none_match[256], if_modified_since[64]; /* replace of an image from the same URL */
         bool not_modified;     /* the source answered 304: nothing was written */
         struct image *image;
+        /* import_join.c: what the download this job waited for left (set on the loop before
+         * this job starts): a second name of its image, or its failure */
+        char join_from[HV_NAME_MAX + 1]; /* the image's name, or the failed job's id */
+        struct image *join_image;
+        bool join_failed;
+        struct hv_error join_error;
 };
 
 extern const struct job_kind fetch_kind;
+
+/* import_join.c. Whether a fetch of source with fp may wait for job a's download instead of
+ * downloading again: the same http(s) URL, compression and no contradicting sha512/size. */
+bool fetch_joinable(const struct fetch_job *a, const char *source, const struct fetch_params *fp);
+/* kind->joined of fetch_kind. */
+bool fetch_joined(void *payload, struct job *leader, int result);
+/* Worker: publishes the joined download's image under this job's name, or fails as it did.
+ * -EAGAIN: the image went away meanwhile; download after all. */
+int fetch_join_run(struct job_ctl *ctl, struct fetch_job *j, struct hv_error *e);
 
 /* A payload for fetch_kind; takes over *fd (set to -1). NULL: out of memory. */
 struct fetch_job *fetch_job_new(const char *target, const char *source, const struct fetch_params *fp, int *fd, bool source_public,

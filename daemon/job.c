@@ -242,6 +242,12 @@ void job_submit(struct job *j) {
         schedule(j->jobs);
 }
 
+void job_wait_for(struct job *j, struct job *leader) {
+        assert(!j->submitted && j->kind == leader->kind && j != leader);
+        j->after = leader->after ? leader->after : leader;
+        j->ctl->phase = "waiting";
+}
+
 void job_cancel(struct job *j) {
         struct job_ctl *c = j->ctl;
         atomic_store(&c->user_canceled, true);
@@ -304,7 +310,7 @@ static bool is_finished(struct job *j) {
 }
 
 static bool queued(struct job *j) {
-        return j->submitted && !j->started && !is_finished(j);
+        return j->submitted && !j->started && !j->after && !is_finished(j);
 }
 
 static unsigned running_of(struct jobs *js, const struct job_kind *kind, uid_t uid, bool any_uid) {
@@ -384,6 +390,43 @@ const struct hv_error *job_error(struct job *j) {
         return &j->ctl->err;
 }
 
+/* The jobs that waited for j, which ended with result: each learns of it (kind->joined); the
+ * first that must still work itself leads those after it that must too. */
+static void release_waiters(struct jobs *js, struct job *j, int result) {
+        struct job *lead = NULL;
+        for (struct job *w = js->list; w; w = w->next) {
+                if (w->after != j)
+                        continue;
+                w->after = NULL;
+                if (is_finished(w) || (w->kind->joined && w->kind->joined(w->payload, j, result)))
+                        continue;
+                pthread_mutex_lock(&w->ctl->mtx);
+                w->ctl->phase = "queued";
+                w->ctl->changed = w->ctl->phase_changed = true;
+                pthread_mutex_unlock(&w->ctl->mtx);
+                wake(js);
+                if (!lead)
+                        lead = w;
+                else
+                        w->after = lead;
+        }
+}
+
+/* A waiting job shows its leader's progress. */
+static void mirror_progress(struct jobs *js, struct job *j) {
+        struct job_progress p;
+        job_get_progress(j, &p);
+        for (struct job *w = js->list; w; w = w->next) {
+                if (w->after != j)
+                        continue;
+                pthread_mutex_lock(&w->ctl->mtx);
+                w->ctl->done = p.done;
+                w->ctl->total = p.total;
+                pthread_mutex_unlock(&w->ctl->mtx);
+                notify(js, JOB_CHANGED, w);
+        }
+}
+
 static void finish(struct jobs *js, struct job *j) {
         if (j->started)
                 pthread_join(j->thread, NULL);
@@ -394,6 +437,7 @@ static void finish(struct jobs *js, struct job *j) {
                 log_info("job %u (%s %s) %s (uid %u)", j->id, j->kind->name, j->target, result, (unsigned)j->owner);
         if (j->kind->finished)
                 j->kind->finished(j->payload, j->ctl->result);
+        release_waiters(js, j, j->ctl->result);
         notify(js, JOB_CHANGED, j);
         struct job **pp = &js->list;
         while (*pp != j) {
@@ -432,6 +476,7 @@ static void dispatch(struct jobs *js) {
                 if (due) {
                         j->last_emit_usec = now;
                         notify(js, JOB_CHANGED, j);
+                        mirror_progress(js, j);
                 } else if (changed)
                         pending = true;
         }

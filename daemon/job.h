@@ -28,6 +28,11 @@ struct job_kind {
          * to their owner (an image to the store, say). May be NULL. */
         void (*finished)(void *payload, int result);
         void (*free)(void *payload);
+        /* Loop thread, for a job that waited (job_wait_for) when the job it waited for has
+         * ended with result, before that one is freed: true when its end settles this job's
+         * work (this job will start and use it), false when this job must do the work itself
+         * (it then leads the jobs still waiting). May be NULL (always false). */
+        bool (*joined)(void *payload, struct job *leader, int result);
 };
 
 enum job_event { JOB_NEW, JOB_CHANGED, JOB_REMOVED };
@@ -50,6 +55,7 @@ struct job {
         void *payload;
         /* engine-private below */
         struct job_ctl *ctl;
+        struct job *after;        /* job_wait_for: not started before that one has ended */
         bool submitted, started;
         pthread_t thread;
         uint64_t last_emit_usec;
@@ -70,6 +76,10 @@ void jobs_stop(struct jobs *js);
 struct job *job_new(struct jobs *js, const struct job_kind *kind, const char *target, const char *source_shown, uid_t owner,
                     void *payload);
 void job_submit(struct job *j);
+/* Before job_submit: j (of the same kind) does not start before leader (or the job leader
+ * itself waits for) has ended; its phase is "waiting" and its progress that of the leader.
+ * Then kind->joined decides whether it still has work. */
+void job_wait_for(struct job *j, struct job *leader);
 void job_cancel(struct job *j);
 
 struct job *jobs_first(struct jobs *js);

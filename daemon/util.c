@@ -319,3 +319,18 @@ int hv_shell_quote(const char *word, char *buf, size_t len, size_t *used) {
         *used = u;
         return 0;
 }
+
+uint64_t hv_rate_take(struct hv_rate *r, uint64_t now_usec, uint64_t n, uint64_t rate) {
+        if (!rate)
+                return 0;
+        double burst = (double)rate / 4;
+        if (!r->last_usec)
+                r->tokens = burst;
+        else if (now_usec > r->last_usec)
+                r->tokens += (double)(now_usec - r->last_usec) * (double)rate / 1e6;
+        if (r->tokens > burst)
+                r->tokens = burst;
+        r->last_usec = now_usec > r->last_usec ? now_usec : r->last_usec;
+        r->tokens -= (double)n;
+        return r->tokens < 0 ? (uint64_t)(-r->tokens * 1e6 / (double)rate) : 0;
+}

@@ -85,6 +85,15 @@ const char *hv_format_size(uint64_t bytes, char *buf, size_t len);
 
 uint64_t hv_now_usec(void);      /* CLOCK_REALTIME */
 uint64_t hv_mono_usec(void);     /* CLOCK_MONOTONIC */
+
+/* A token bucket (pure): bytes at `rate` per second, a quarter second's worth of burst. */
+struct hv_rate {
+        double tokens;
+        uint64_t last_usec;
+};
+/* Takes n bytes at now_usec; returns how long (µs) the taker should wait before the next
+ * take so that the bytes of all takers keep to rate. rate 0: no limit (0). */
+uint64_t hv_rate_take(struct hv_rate *r, uint64_t now_usec, uint64_t n, uint64_t rate);
 int hv_mkdir_p(const char *path, unsigned mode);
 int hv_fsync_dir(const char *path);
 int hv_fsync_parent(const char *path);

@@ -403,15 +403,18 @@ class HttpServer:
     /etagchange/NAME  drops at half once, then serves under another ETag (If-Range fails: 200)
     /status/NAME?code=503&n=2   that status for the first n requests, then the file
     /dropall/NAME     always drops half-way through what is asked for
+    /cache/NAME       the file as a cacheable origin does (Cache-Control: public, max-age=3600,
+                      ETag, Last-Modified, Range); ?bps=N paces it
     tls=(cert, key)   serve https instead
     anything else     404
-    Records the User-Agent of each request, the bytes sent per path (sent_by) and the requests
-    per path with their Range header (requests)."""
+    Records the User-Agent of each request, the headers of each (seen), the bytes sent per path
+    (sent_by) and the requests per path with their Range header (requests)."""
 
     def __init__(self, root, tls=None, host="127.0.0.1"):
         import http.server, socket, ssl, threading, urllib.parse
         self.root = root
         self.agents = []
+        self.seen = []
         self.sent_by = {}
         self.requests = {}
         self.stop_event = threading.Event()
@@ -425,6 +428,7 @@ class HttpServer:
 
             def do_GET(self):
                 outer.agents.append(self.headers.get("User-Agent", ""))
+                outer.seen.append((self.path, dict(self.headers)))
                 u = urllib.parse.urlparse(self.path)
                 parts = u.path.split("/", 2)
                 kind, name = (parts[1], parts[2]) if len(parts) == 3 else (parts[1] if len(parts) > 1 else "", "")
@@ -456,7 +460,7 @@ class HttpServer:
                         pass
                     self.close_connection = True
                     return
-                if kind in ("drop", "range200", "etagchange", "status", "dropall"):
+                if kind in ("drop", "range200", "etagchange", "status", "dropall", "cache"):
                     return self.resumable(kind, u, path)
                 if kind == "redirect":
                     self.send_response(302)
@@ -545,7 +549,10 @@ class HttpServer:
                 self.send_header("ETag", etag)
                 self.send_header("Last-Modified", "Wed, 25 Nov 2026 10:00:00 GMT")
                 self.send_header("Accept-Ranges", "bytes")
+                if kind == "cache":
+                    self.send_header("Cache-Control", "public, max-age=3600")
                 self.end_headers()
+                bps = int(q.get("bps", ["0"])[0])
                 if kind == "dropall":  # half of whatever is asked for, every time
                     drop_at = start + (len(data) - start) // 2
                 end = len(data) if drop_at is None or drop_at <= start else drop_at
@@ -554,6 +561,11 @@ class HttpServer:
                         chunk = data[i:min(i + 65536, end)]
                         self.wfile.write(chunk)
                         outer.sent_by[key] = outer.sent_by.get(key, 0) + len(chunk)
+                        if bps:
+                            self.wfile.flush()
+                            time.sleep(len(chunk) / bps)
+                            if outer.stop_event.is_set():
+                                return
                     self.wfile.flush()
                 except (BrokenPipeError, ConnectionResetError):
                     pass

@@ -32,7 +32,7 @@ def main():
             h.wait_for(lambda: jobs(env) == [])
 
             # 4 at once with MaxConcurrent=2: two run, two queue, in order; all finish
-            started = [start(env, srv.url + "/slow/d.img.gz?bps=250000", f"c{i}") for i in range(4)]
+            started = [start(env, srv.url + f"/slow/d.img.gz?bps=250000&n={i}", f"c{i}") for i in range(4)]
             time.sleep(0.5)
             phases = {x[2]: x[3] for x in jobs(env)}
             h.check(phases.get("c0") != "queued" and phases.get("c1") != "queued" and
@@ -56,7 +56,7 @@ def main():
 
             # SIGTERM with jobs running: canceled, exit within 5 s, nothing half-made
             for i in range(3):
-                start(env, srv.url + "/slow/d.img.gz?bps=100000", f"t{i}")
+                start(env, srv.url + f"/slow/d.img.gz?bps=100000&n={i}", f"t{i}")
             h.wait_for(lambda: any(x[3] == "download" for x in jobs(env)))
             time.sleep(0.3)
             t = time.time()

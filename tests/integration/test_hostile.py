@@ -155,17 +155,17 @@ def bound_tests():
             url = srv.url + "/slow/web.img.gz?bps=20000"
             ids_a = []
             for i in range(3):
-                r = env.ctl("--no-wait", "fetch", url, f"a{i}", user=a)
+                r = env.ctl("--no-wait", "fetch", url + f"&n=a{i}", f"a{i}", user=a)  # other URLs: no joining
                 h.check(r.returncode == 0, f"user A queues a{i}")
                 ids_a.append(int(r.stdout.split()[0]))
-            r = env.ctl("--no-wait", "fetch", url, "b0", user=b)
+            r = env.ctl("--no-wait", "fetch", url + "&n=b0", "b0", user=b)
             id_b = int(r.stdout.split()[0])
             ok = h.wait_for(lambda: job_phase(env, id_b) == "download", 5)
             phases = [job_phase(env, j) for j in ids_a]
             h.check(ok and phases.count("download") == 1, f"user B runs while A holds one slot (A: {phases})")
-            r = env.ctl("--no-wait", "fetch", url, "r0")  # root: the fifth job
+            r = env.ctl("--no-wait", "fetch", url + "&n=r0", "r0")  # root: the fifth job
             h.check(r.returncode == 0, "root queues a fifth job")
-            r = call_fetch(env, url, "r1")
+            r = call_fetch(env, url + "&n=r1", "r1")
             h.check(r.returncode != 0 and "queue is full" in r.stderr and "MaxQueuedJobs=5" in r.stderr,
                     "the sixth is refused: the queue is full: " + r.stderr.strip())
             cancel_all(env)

@@ -53,7 +53,7 @@ def main():
                 # JobsPerUser for a member of hvwg (non-root); MaxConcurrent=1 keeps them queued in order
                 ids = []
                 for i in range(2):
-                    r = env.call("FetchImage", "ssa{sv}", plain.url + "/slow/t.img.gz?bps=20000", f"q{i}", "0", user=member, check=False)
+                    r = env.call("FetchImage", "ssa{sv}", plain.url + f"/slow/t.img.gz?bps=20000&n={i}", f"q{i}", "0", user=member, check=False)
                     h.check(r.returncode == 0, f"member job {i + 1} accepted")
                     ids.append(json.loads(r.stdout)["data"][0])
                 r = env.call("FetchImage", "ssa{sv}", plain.url + "/slow/t.img.gz", "q2", "0", user=member, check=False)

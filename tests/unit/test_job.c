@@ -50,7 +50,16 @@ static void fake_free(void *payload) {
         atomic_fetch_add(f->frees, 1);
 }
 
+/* kind->joined of the waiting kind: a leader that succeeded settles the waiter's work (it
+ * records the leader's id), one that did not leaves the waiter to work itself. */
+static bool fake_joined(void *payload, struct job *leader, int result) {
+        struct fake *f = payload;
+        f->finished_result = (int)leader->id;
+        return result >= 0;
+}
+
 static const struct job_kind fake_kind = { .name = "fake", .run = fake_run, .finished = fake_finished, .free = fake_free };
+static const struct job_kind wait_kind = { .name = "wait", .run = fake_run, .free = fake_free, .joined = fake_joined };
 static const struct job_kind other_kind = { .name = "other", .run = fake_run, .free = fake_free };
 
 struct world {
@@ -239,6 +248,48 @@ static void test_turns(void **state) {
         assert_int_equal(atomic_load(&w->frees), 5);
 }
 
+/* job_wait_for: waiters start only after their leader ends (not in a free slot), show its
+ * progress, and learn its result. The leader is canceled: the first waiter leads the rest,
+ * which then wait for it (not for the canceled one); it succeeds: they are settled and run. */
+static void test_wait_for(void **state) {
+        struct world *w = *state;
+        jobs_set_limits(w->jobs, &(struct job_limits){ .max_concurrent = 4, .running_per_user = UINT_MAX });
+        struct fake *f[4];
+        struct job *j[4];
+        for (int i = 0; i < 4; i++) {
+                f[i] = fake_new(w);
+                j[i] = job_new(w->jobs, &wait_kind, "w", "", 0, f[i]);
+                if (i > 0)
+                        job_wait_for(j[i], i == 1 ? j[0] : j[1]); /* a waiter's waiter waits for the leader */
+                job_submit(j[i]);
+        }
+        assert_ptr_equal(j[3]->after, j[0]);
+        uint32_t id0 = j[0]->id, id1 = j[1]->id;
+        assert_true(run_until(w, started, f[0]));
+        usleep(300 * 1000);
+        sd_event_run(w->event, 1000);
+        assert_false(atomic_load(&f[1]->started) || atomic_load(&f[2]->started)); /* free slots, but they wait */
+        struct job_progress p;
+        job_get_progress(j[2], &p);
+        assert_string_equal(p.phase, "waiting");
+        assert_int_equal(p.total, 1000); /* the leader's */
+        job_cancel(j[0]);
+        assert_true(run_until(w, started, f[1]));
+        assert_int_equal(f[1]->finished_result, (int)id0);
+        assert_ptr_equal(j[2]->after, j[1]);
+        assert_ptr_equal(j[3]->after, j[1]);
+        assert_false(atomic_load(&f[2]->started));
+        atomic_store(&f[1]->go, true);
+        assert_true(run_until(w, started, f[2]));
+        assert_true(run_until(w, started, f[3]));
+        assert_int_equal(f[3]->finished_result, (int)id1);
+        atomic_store(&f[2]->go, true);
+        atomic_store(&f[3]->go, true);
+        unsigned zero = 0;
+        assert_true(run_until(w, count_is, &zero));
+        assert_int_equal(atomic_load(&w->frees), 4);
+}
+
 static void test_stop(void **state) {
         struct world *w = *state;
         jobs_set_limits(w->jobs, &(struct job_limits){ .max_concurrent = 1, .running_per_user = UINT_MAX });
@@ -285,6 +336,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_life, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_failure_and_cancel, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_turns, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_wait_for, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_stop, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_loop_post, setup, teardown),
         };
