@@ -162,16 +162,12 @@ int bus_method_fetch_image(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
         }
         if ((r = bus_check_name(name, "image", ret)) < 0)
                 return r;
-        /* the same image from the same URL, asked for again while it downloads: the same job */
+        /* the same image from the same URL, asked for again while it downloads: a job of this
+         * caller's that waits for that download (start_fetch_job) and ends as it does */
         struct job *same = scheme != URI_FILE ? jobs_find_target(m->jobs, &fetch_kind, name) : NULL;
         const struct fetch_job *sf = same ? same->payload : NULL;
-        if (sf && fetch_joinable(sf, source, &fp) && (!fp.sha512[0] || sf->fp.sha512[0]) && (!fp.have_size || sf->fp.have_size)) {
-                snprintf(m->call.note, sizeof(m->call.note), "job %u (already fetching it)", same->id);
-                log_info("FetchImage %s as %s (uid %u): job %u already fetches it; the caller gets that job", same->source, name,
-                         (unsigned)uid, same->id);
-                return sd_bus_reply_method_return(msg, "uo", same->id, same->path);
-        }
-        if ((r = fetch_conflicts(m, name, fp.replace, ret)) < 0 || (r = bus_check_quota(m, uid, ret)) < 0)
+        bool join_same = sf && fetch_joinable(sf, source, &fp) && !sf->if_none_match[0] && !sf->if_modified_since[0];
+        if ((!join_same && (r = fetch_conflicts(m, name, fp.replace, ret)) < 0) || (r = bus_check_quota(m, uid, ret)) < 0)
                 return r;
         int no_fd = -1;
         if (scheme != URI_FILE)

@@ -1,8 +1,8 @@
 /* import_join.c: one download per image. A FetchImage of a source that another fetch job is
  * already downloading waits for that job (job_wait_for); when it ends well, the image it
  * published gets this job's name as a second hard link of the same file (no second download,
- * no second copy on disk); when it failed, this job fails the same way; when it was canceled,
- * this job downloads after all. */
+ * no second copy on disk), or, asked for under the same name, is simply there; when it failed,
+ * this job fails the same way; when it was canceled, this job downloads after all. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -69,6 +69,16 @@ static int check_expected(const struct fetch_job *j, const struct image *img, st
         return 0;
 }
 
+/* The name asked for is already this very file (the same name asked for twice, or another
+ * waiter for it was first): nothing to publish. */
+static bool already_there(const char *path, const struct image *img, uint32_t id, const char *name) {
+        struct stat st;
+        if (stat(path, &st) < 0 || st.st_ino != img->inode)
+                return false;
+        log_info("job %u: image %s is already the file the download this fetch waited for published", id, name);
+        return true;
+}
+
 int fetch_join_run(struct job_ctl *ctl, struct fetch_job *j, struct hv_error *e) {
         uint32_t id = job_ctl_id(ctl);
         if (j->join_failed)
@@ -79,9 +89,12 @@ int fetch_join_run(struct job_ctl *ctl, struct fetch_job *j, struct hv_error *e)
         int r = check_expected(j, img, e);
         if (r < 0)
                 return r;
+        char from[PATH_MAX], tmp[PATH_MAX], to[PATH_MAX];
+        snprintf(to, sizeof(to), "%s/%s.raw", root, j->target);
+        if (already_there(to, img, id, j->target))
+                return 0;
         job_ctl_phase(ctl, "publish");
         img->created_usec = hv_now_usec();
-        char from[PATH_MAX], tmp[PATH_MAX];
         snprintf(from, sizeof(from), "%s/%s.raw", root, j->join_from);
         snprintf(tmp, sizeof(tmp), "%s/.tmp/%s.join-%u", root, j->target, id);
         if (link(from, tmp) < 0) {
@@ -97,6 +110,10 @@ int fetch_join_run(struct job_ctl *ctl, struct fetch_job *j, struct hv_error *e)
         if ((r = job_ctl_canceled(ctl, e)) < 0 || (r = store_publish(root, tmp, img, j->fp.replace, e)) < 0) {
                 if (unlink(tmp) < 0 && errno != ENOENT)
                         log_warning("cannot remove %s: %m", tmp);
+                if (e->kind == HV_E_IMAGE_EXISTS && already_there(to, img, id, j->target)) {
+                        *e = (struct hv_error){ 0 };
+                        return 0;
+                }
                 return r;
         }
         log_info("image %s published as a second name of image %s (the same download, the same file)", j->target, j->join_from);

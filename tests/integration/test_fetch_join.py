@@ -1,7 +1,7 @@
 """One download per image: eight FetchImage calls for one URL under eight names while it
 downloads make one request at the origin; the seven others wait ("waiting", with the first's
 progress) and are published as hard links of the first's file: eight byte-identical images,
-the space of one. The same name asked for again gets the same job. A waiter whose own sha512
+the space of one. The same name asked for again gets a job that waits and ends done. A waiter whose own sha512
 differs from what came fails with ChecksumMismatch; waiters of a download that failed fail the
 same way; waiters of a download its owner canceled download after all, once. MaxBandwidth holds
 two concurrent downloads together to the host's budget."""
@@ -43,10 +43,13 @@ def main():
             started = [start(env, url, f"n{i}", *([f"--sha512={sha}"] if i % 2 else [])) for i in range(8)]
             lead = started[0]["id"]
             again = start(env, url, "n3")
-            h.check(again["id"] == started[3]["id"], f"the same name and URL again: the same job ({again['id']})")
-            phases = {x[2]: x[3] for x in jobs(env)}
-            h.check(phases["n0"] in ("queued", "download") and all(phases[f"n{i}"] == "waiting" for i in range(1, 8)),
+            phases = {x[0]: x[3] for x in jobs(env)}
+            h.check(phases[started[0]["id"]] in ("queued", "download") and all(phases[s["id"]] == "waiting" for s in started[1:]),
                     f"the first downloads, seven wait: {phases}")
+            h.check(again["id"] not in [s["id"] for s in started] and phases[again["id"]] == "waiting",
+                    "the same name and URL again: not ImageBusy but a job of its own that waits")
+            (rc_again, err_again), = results_of(env, [again])
+            h.check(rc_again == 0, "… and ends done with the download " + err_again.strip())
             h.check(h.wait_for(lambda: jobs(env) == [], timeout=120), "all eight end")
             got = srv.requests.get("/cache/j.img.gz", [])
             h.check(len(got) == 1, f"the origin saw one download: {got}")
