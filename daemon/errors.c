@@ -30,6 +30,16 @@ const char *hv_error_name(const struct hv_error *e) {
                 [HV_E_NO_SPACE] = HV_ERROR_NO_SPACE,
                 [HV_E_LIBVIRT] = HV_ERROR_LIBVIRT,
                 [HV_E_CANCELED] = HV_ERROR_CANCELED,
+                [HV_E_LIST_INVALID] = HV_ERROR_LIST_INVALID,
+                [HV_E_SIGNATURE] = HV_ERROR_SIGNATURE_INVALID,
+                [HV_E_REVOKED] = HV_ERROR_CERTIFICATE_REVOKED,
+                [HV_E_ENDORSER] = HV_ERROR_ENDORSER_MISMATCH,
+                [HV_E_LIST_EXPIRED] = HV_ERROR_LIST_EXPIRED,
+                [HV_E_LIST_ROLLBACK] = HV_ERROR_LIST_ROLLBACK,
+                [HV_E_LIST_IDENTIFIER] = HV_ERROR_LIST_IDENTIFIER_CHANGED,
+                [HV_E_NO_SUCH_SUBSCRIPTION] = HV_ERROR_NO_SUCH_SUBSCRIPTION,
+                [HV_E_SUBSCRIPTION_EXISTS] = HV_ERROR_SUBSCRIPTION_EXISTS,
+                [HV_E_IMAGE_EXPIRED] = HV_ERROR_IMAGE_EXPIRED,
         };
         if (e->err == ENOSPC || e->err == EDQUOT)
                 return names[HV_E_NO_SPACE];

@@ -25,6 +25,17 @@
 #define HV_ERROR_NO_SPACE HV_ERROR_PREFIX "NoSpace"
 #define HV_ERROR_LIBVIRT HV_ERROR_PREFIX "LibvirtError"
 #define HV_ERROR_CANCELED HV_ERROR_PREFIX "Canceled"
+/* image lists: additions to API.md */
+#define HV_ERROR_LIST_INVALID HV_ERROR_PREFIX "ListInvalid"
+#define HV_ERROR_SIGNATURE_INVALID HV_ERROR_PREFIX "SignatureInvalid"
+#define HV_ERROR_CERTIFICATE_REVOKED HV_ERROR_PREFIX "CertificateRevoked"
+#define HV_ERROR_ENDORSER_MISMATCH HV_ERROR_PREFIX "EndorserMismatch"
+#define HV_ERROR_LIST_EXPIRED HV_ERROR_PREFIX "ListExpired"
+#define HV_ERROR_LIST_ROLLBACK HV_ERROR_PREFIX "ListRollback"
+#define HV_ERROR_LIST_IDENTIFIER_CHANGED HV_ERROR_PREFIX "ListIdentifierChanged"
+#define HV_ERROR_NO_SUCH_SUBSCRIPTION HV_ERROR_PREFIX "NoSuchSubscription"
+#define HV_ERROR_SUBSCRIPTION_EXISTS HV_ERROR_PREFIX "SubscriptionExists"
+#define HV_ERROR_IMAGE_EXPIRED HV_ERROR_PREFIX "ImageExpired"
 
 /* Image and machine names: at most this many bytes (shared/API.md). */
 #define HV_NAME_MAX 64

@@ -56,6 +56,17 @@ enum hv_kind {
         HV_E_NO_SPACE,
         HV_E_LIBVIRT,
         HV_E_CANCELED,
+        /* image lists (additions to API.md) */
+        HV_E_LIST_INVALID,       /* not JSON, a field missing or bad, created in the future */
+        HV_E_SIGNATURE,          /* the S/MIME signature does not verify, or the chain is not trusted */
+        HV_E_REVOKED,            /* the signer's certificate is revoked by a CRL in [Lists] CAPath */
+        HV_E_ENDORSER,           /* signer or issuer not the pinned DNs, or the list's claim not the signer */
+        HV_E_LIST_EXPIRED,
+        HV_E_LIST_ROLLBACK,      /* older than the list we have */
+        HV_E_LIST_IDENTIFIER,    /* another dc:identifier than the subscription's */
+        HV_E_NO_SUCH_SUBSCRIPTION,
+        HV_E_SUBSCRIPTION_EXISTS,
+        HV_E_IMAGE_EXPIRED,      /* its list dropped it or expired: CreateMachine refuses it */
 };
 
 /* An error travels as a negative errno return value plus this record, filled where the
