@@ -34,6 +34,9 @@ struct ctl_args {
         const char *user_data, *network_config;
         const char *meta_data[256], *context_files[256], *context_vars[256]; /* KEY=VALUE, NAME=FILE, KEY=VALUE */
         unsigned n_meta_data, n_context_files, n_context_vars;
+        /* image list subscriptions */
+        const char *endorser_dn, *ca_dn, *refresh, *name_prefix;
+        bool auto_fetch, remove_images;
 };
 extern struct ctl_args arg;
 /* The signal that interrupted (SIGINT, SIGTERM), 0 while none did. */
@@ -93,6 +96,8 @@ void ctl_catch_signals(void);
  * still open, r how building it went; m is unref'd here), then waits for the job (progress,
  * Ctrl-C cancels) or, with --no-wait, prints its id and path. */
 int ctl_run_job(sd_bus *bus, sd_bus_message *m, int r, const char *method);
+/* The same for a call without an options dictionary (m complete). */
+int ctl_run_job_plain(sd_bus *bus, sd_bus_message *m, int r, const char *method);
 int cmd_jobs(sd_bus *bus);
 int cmd_cancel(sd_bus *bus, uint32_t id);
 int cmd_watch(sd_bus *bus);
@@ -116,3 +121,10 @@ int cmd_destroy(sd_bus *bus, const char *name);
 int cmd_console(sd_bus *bus, const char *name);
 /* wait MACHINE: until it reaches --state (default: until it no longer runs). */
 int cmd_wait_machine(sd_bus *bus, const char *name);
+
+/* subscriptions.c */
+int cmd_subscribe(sd_bus *bus, const char *uri);
+int cmd_subscriptions(sd_bus *bus);
+int cmd_unsubscribe(sd_bus *bus, const char *id);
+int cmd_refresh(sd_bus *bus, const char *id);
+int cmd_list_images(sd_bus *bus, const char *id);

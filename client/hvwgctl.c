@@ -59,6 +59,17 @@ static const struct command commands[] = {
         { "jobs", "", 0, 0, "list jobs", NULL },
         { "cancel", "ID", 1, 1, "cancel a job", NULL },
         { "watch", "", 0, 0, "live view of jobs and machines until interrupted (--json: one event per line)", NULL },
+        { "subscribe", "URI", 1, 1, "subscribe to a signed HEPiX image list (waits for its first refresh)",
+          "  --endorser-dn=DN    the signer's certificate subject, OpenSSL one-line form (required)\n"
+          "  --ca-dn=DN          its issuer (required)\n"
+          "  --auto-fetch        fetch the list's images, and each new version\n"
+          "  --refresh=SEC       refresh interval (default [Lists] RefreshSec)\n"
+          "  --name-prefix=P     prefix of the images' names\n" },
+        { "subscriptions", "", 0, 0, "list subscriptions: last refresh and its result, images", NULL },
+        { "unsubscribe", "ID", 1, 1, "remove a subscription",
+          "  --remove-images     also remove its images no machine uses\n" },
+        { "refresh", "ID", 1, 1, "refresh a subscription now (waits)", NULL },
+        { "list-images", "ID", 1, 1, "a subscription's images: state, local name, version", NULL },
 };
 
 static const char *const global_options =
@@ -94,7 +105,8 @@ static void command_help(const struct command *c) {
 int main(int argc, char **argv) {
         enum { O_SYSTEM = 256, O_ADDR, O_JSON, O_QUIET, O_NOWAIT, O_VERBOSE, O_VERSION, O_SHA, O_SIZE, O_MAXSIZE, O_REPLACE, O_RAW, O_BYTES,
                O_CORES, O_MEMORY, O_SCRATCH, O_SCRATCHFS, O_HYPERVISOR, O_NETWORK, O_NOSTART, O_KEEPDISKS, O_NOLEGEND, O_TRANSIENT,
-               O_FORCE, O_TIMEOUT, O_STATE, O_USERDATA, O_METADATA, O_NETCONF, O_CTXFILE, O_CTXVAR };
+               O_FORCE, O_TIMEOUT, O_STATE, O_USERDATA, O_METADATA, O_NETCONF, O_CTXFILE, O_CTXVAR, O_ENDORSER, O_CADN, O_AUTOFETCH,
+               O_REFRESH, O_PREFIX, O_RMIMAGES };
         static const struct option opts[] = {
                 { "system", no_argument, NULL, O_SYSTEM },   { "bus-address", required_argument, NULL, O_ADDR },
                 { "json", optional_argument, NULL, O_JSON }, { "quiet", no_argument, NULL, O_QUIET },
@@ -113,6 +125,9 @@ int main(int argc, char **argv) {
                 { "user-data", required_argument, NULL, O_USERDATA }, { "meta-data", required_argument, NULL, O_METADATA },
                 { "network-config", required_argument, NULL, O_NETCONF }, { "context-file", required_argument, NULL, O_CTXFILE },
                 { "context-var", required_argument, NULL, O_CTXVAR },
+                { "endorser-dn", required_argument, NULL, O_ENDORSER }, { "ca-dn", required_argument, NULL, O_CADN },
+                { "auto-fetch", no_argument, NULL, O_AUTOFETCH }, { "refresh", required_argument, NULL, O_REFRESH },
+                { "name-prefix", required_argument, NULL, O_PREFIX }, { "remove-images", no_argument, NULL, O_RMIMAGES },
                 {}
         };
         bool help = false;
@@ -160,6 +175,12 @@ int main(int argc, char **argv) {
                 case 'f': arg.follow = true; break;
                 case O_USERDATA: arg.user_data = optarg; break;
                 case O_NETCONF: arg.network_config = optarg; break;
+                case O_ENDORSER: arg.endorser_dn = optarg; break;
+                case O_CADN: arg.ca_dn = optarg; break;
+                case O_AUTOFETCH: arg.auto_fetch = true; break;
+                case O_REFRESH: arg.refresh = optarg; break;
+                case O_PREFIX: arg.name_prefix = optarg; break;
+                case O_RMIMAGES: arg.remove_images = true; break;
                 case O_METADATA:
                 case O_CTXFILE:
                 case O_CTXVAR: {
@@ -241,6 +262,16 @@ int main(int argc, char **argv) {
                 r = cmd_jobs(bus);
         else if (!strcmp(n, "cancel"))
                 r = cmd_cancel(bus, job_id);
+        else if (!strcmp(n, "subscribe"))
+                r = cmd_subscribe(bus, a0);
+        else if (!strcmp(n, "subscriptions"))
+                r = cmd_subscriptions(bus);
+        else if (!strcmp(n, "unsubscribe"))
+                r = cmd_unsubscribe(bus, a0);
+        else if (!strcmp(n, "refresh"))
+                r = cmd_refresh(bus, a0);
+        else if (!strcmp(n, "list-images"))
+                r = cmd_list_images(bus, a0);
         else
                 r = cmd_watch(bus);
         sd_bus_flush_close_unref(bus);

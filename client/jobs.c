@@ -246,6 +246,16 @@ int ctl_run_job(sd_bus *bus, sd_bus_message *m, int r, const char *method) {
         return r;
 }
 
+int ctl_run_job_plain(sd_bus *bus, sd_bus_message *m, int r, const char *method) {
+        if (r < 0) {
+                sd_bus_message_unref(m);
+                return ctl_error(NULL, "cannot build the %s call: %s", method, strerror(-r));
+        }
+        r = run_job(bus, m, method);
+        sd_bus_message_unref(m);
+        return r;
+}
+
 static int run_job(sd_bus *bus, sd_bus_message *m, const char *method) {
         sd_bus_error e = SD_BUS_ERROR_NULL;
         sd_bus_message *reply = NULL;

@@ -483,6 +483,9 @@ AUDITED(bus_method_stop_machine)
 AUDITED(bus_method_reboot_machine)
 AUDITED(bus_method_open_console)
 AUDITED(method_cancel_job)
+AUDITED(bus_method_add_subscription)
+AUDITED(bus_method_remove_subscription)
+AUDITED(bus_method_refresh_subscription)
 
 static int prop_capacity(sd_bus *bus, const char *path, const char *iface, const char *prop, sd_bus_message *reply, void *ud,
                          sd_bus_error *err) {
@@ -538,6 +541,15 @@ static const sd_bus_vtable manager_vtable[] = {
         METHOD("DestroyMachine", "sa{sv}", SD_BUS_PARAM(name) SD_BUS_PARAM(options), "", , bus_method_destroy_machine_audited),
         METHOD("ListJobs", "", , "a(usssdo)", SD_BUS_PARAM(jobs), method_list_jobs),
         METHOD("CancelJob", "u", SD_BUS_PARAM(id), "", , method_cancel_job_audited),
+        METHOD("AddSubscription", "sa{sv}", SD_BUS_PARAM(uri) SD_BUS_PARAM(options), "s", SD_BUS_PARAM(id),
+               bus_method_add_subscription_audited),
+        METHOD("ListSubscriptions", "", , "a(sssssstttbsssu)", SD_BUS_PARAM(subscriptions), bus_method_list_subscriptions),
+        METHOD("ListSubscriptionImages", "s", SD_BUS_PARAM(id), "a(sssstssss)", SD_BUS_PARAM(images),
+               bus_method_list_subscription_images),
+        METHOD("RefreshSubscription", "s", SD_BUS_PARAM(id), "uo", SD_BUS_PARAM(job_id) SD_BUS_PARAM(job_path),
+               bus_method_refresh_subscription_audited),
+        METHOD("RemoveSubscription", "sa{sv}", SD_BUS_PARAM(id) SD_BUS_PARAM(options), "", , bus_method_remove_subscription_audited),
+        SD_BUS_SIGNAL_WITH_NAMES("SubscriptionUpdated", "ss", SD_BUS_PARAM(id) SD_BUS_PARAM(result), 0),
         SD_BUS_SIGNAL_WITH_NAMES("JobNew", "uo", SD_BUS_PARAM(id) SD_BUS_PARAM(path), 0),
         SD_BUS_SIGNAL_WITH_NAMES("JobRemoved", "uosss",
                                  SD_BUS_PARAM(id) SD_BUS_PARAM(path) SD_BUS_PARAM(result) SD_BUS_PARAM(error_name) SD_BUS_PARAM(error_message), 0),

@@ -47,6 +47,18 @@ int bus_method_stop_machine(sd_bus_message *msg, void *ud, sd_bus_error *ret);
 int bus_method_reboot_machine(sd_bus_message *msg, void *ud, sd_bus_error *ret);
 int bus_method_open_console(sd_bus_message *msg, void *ud, sd_bus_error *ret);
 int bus_method_destroy_machine(sd_bus_message *msg, void *ud, sd_bus_error *ret);
+/* bus_subscription.c: image list subscriptions */
+int bus_method_add_subscription(sd_bus_message *msg, void *ud, sd_bus_error *ret);
+int bus_method_list_subscriptions(sd_bus_message *msg, void *ud, sd_bus_error *ret);
+int bus_method_list_subscription_images(sd_bus_message *msg, void *ud, sd_bus_error *ret);
+int bus_method_refresh_subscription(sd_bus_message *msg, void *ud, sd_bus_error *ret);
+int bus_method_remove_subscription(sd_bus_message *msg, void *ud, sd_bus_error *ret);
+/* Timers and callbacks of the subscriptions; the first sweep of expired images. */
+int bus_subscriptions_setup(struct manager *m);
+/* Marks the images the lists no longer have as expired, removes those no machine or job uses. */
+void bus_subscriptions_sweep(struct manager *m);
+/* An alias (PREFIX IDENT of a list's image) → the newest version here that is not expired, or NULL. */
+const char *bus_subscriptions_resolve(struct manager *m, const char *alias);
 /* A mutating handler fn run with the audit trail: the call is logged once, when it is
  * answered (bus_audit_defer: later, by whoever answers it). */
 int bus_audited(struct manager *m, sd_bus_message *msg, void *ud, sd_bus_error *ret,
@@ -79,5 +91,9 @@ int bus_image_busy(struct manager *m, const char *name, sd_bus_error *ret);
 /* An a{sv} entry holding an array (element: "s", "(sst)"): open, append the elements, close. */
 int bus_open_dict_array(sd_bus_message *reply, const char *key, const char *element);
 int bus_close_dict_array(sd_bus_message *reply);
+/* A fetch started by hvwgd itself (an image list's auto_fetch): FetchImage's job, owned by
+ * root, the image's origin recorded in its metadata. http(s) only. 0 or -errno with e. */
+int bus_fetch_start(struct manager *m, const char *source, const char *name, const struct fetch_params *fp,
+                    const struct image_origin *origin, uint32_t *ret_id, struct hv_error *e);
 /* Submits a job just made (JobNew) and replies (id, path); the audit outcome is "job ID". */
 int bus_announce_job(struct manager *m, sd_bus_message *msg, struct job *j);

@@ -55,14 +55,16 @@ static struct job *download_of(struct manager *m, const struct job *self, const 
         return NULL;
 }
 
-/* Makes the job, replies (id, path) to msg and queues it. fd: the opened file source or -1. */
-static int start_fetch_job(struct manager *m, sd_bus_message *msg, const char *name, const char *source, uid_t uid,
-                           const struct fetch_params *fp, int *fd, bool world_readable) {
+/* Makes the job (not yet submitted). fd: the opened file source or -1. NULL: out of memory. */
+static struct job *make_fetch_job(struct manager *m, const char *name, const char *source, uid_t uid, const struct fetch_params *fp,
+                                  int *fd, bool world_readable, const struct image_origin *origin) {
         bool public = *fd < 0 || world_readable;
         struct fetch_job *f = fetch_job_new(name, source, fp, fd, public, m->snap, m->hvwg_gid, &m->store);
         struct job *j = f ? job_new(m->jobs, &fetch_kind, name, f->source_shown, uid, f) : NULL;
         if (!j)
-                return -ENOMEM;
+                return NULL;
+        if (origin)
+                f->origin = *origin;
         /* replacing an image from the same URL: a conditional request, 304 keeps what we have */
         struct image *old = fp->replace ? store_find(&m->store, name) : NULL;
         if (old && old->source && strcmp(old->source, f->source_shown) == 0 && (!fp->sha512[0] || strcmp(fp->sha512, old->sha512) == 0)) {
@@ -77,7 +79,35 @@ static int start_fetch_job(struct manager *m, sd_bus_message *msg, const char *n
                          (unsigned)uid, lead->id, lead->target);
         } else
                 log_info("job %u: fetch %s as %s (uid %u)", j->id, j->source, name, (unsigned)uid);
-        return bus_announce_job(m, msg, j);
+        return j;
+}
+
+/* Makes the job, replies (id, path) to msg and queues it. */
+static int start_fetch_job(struct manager *m, sd_bus_message *msg, const char *name, const char *source, uid_t uid,
+                           const struct fetch_params *fp, int *fd, bool world_readable) {
+        struct job *j = make_fetch_job(m, name, source, uid, fp, fd, world_readable, NULL);
+        return j ? bus_announce_job(m, msg, j) : -ENOMEM;
+}
+
+int bus_fetch_start(struct manager *m, const char *source, const char *name, const struct fetch_params *fp,
+                    const struct image_origin *origin, uint32_t *ret_id, struct hv_error *e) {
+        enum uri_scheme scheme;
+        int r = fetch_check_uri(source, &m->conf, &scheme, e);
+        if (r < 0)
+                return r;
+        if (scheme == URI_FILE)
+                return hv_fail(e, HV_E_SOURCE_NOT_ALLOWED, EPERM, "an image list's images are fetched over http(s) only");
+        if (jobs_find_target(m->jobs, &fetch_kind, name) || store_find(&m->store, name))
+                return hv_fail(e, HV_E_IMAGE_EXISTS, EEXIST, "image %s exists or is being fetched", name);
+        if (jobs_count(m->jobs) >= m->conf.max_queued_jobs)
+                return hv_fail(e, HV_E_LIMITS, EBUSY, "the job queue is full (MaxQueuedJobs=%u)", m->conf.max_queued_jobs);
+        int no_fd = -1;
+        struct job *j = make_fetch_job(m, name, source, 0, fp, &no_fd, false, origin);
+        if (!j)
+                return hv_fail(e, HV_E_ERRNO, ENOMEM, "out of memory");
+        job_submit(j);
+        *ret_id = j->id;
+        return 0;
 }
 
 /* On the loop, when the thread has opened (or failed to open) the source. */

@@ -174,8 +174,19 @@ int bus_method_create_machine(sd_bus_message *msg, void *ud, sd_bus_error *ret) 
                 return bus_reply_error(ret, &e);
         if (m->stopping)
                 return bus_fail(ret, HV_E_FAILED, "hvwgd is shutting down");
-        if (!store_find(&m->store, image))
-                return bus_fail(ret, HV_E_NO_SUCH_IMAGE, "no image named %s", image);
+        struct image *img = store_find(&m->store, image);
+        const char *alias = NULL;
+        if (!img && (image = bus_subscriptions_resolve(m, alias = image))) { /* an image list's alias: its newest version */
+                img = store_find(&m->store, image);
+                log_info("CreateMachine %s: image %s is the newest version of alias %s", name, image, alias);
+        }
+        if (!img)
+                return bus_fail(ret, HV_E_NO_SUCH_IMAGE, "no image named %s%s", alias ? alias : image,
+                                alias ? " (nor a version of an image list's image by that alias)" : "");
+        if (img->expired)
+                return bus_fail(ret, HV_E_IMAGE_EXPIRED, "image %s is expired: the image list of subscription %s no longer has %s "
+                                "version %s (or the list expired); it is removed once no machine uses it", image,
+                                img->origin.subscription, img->origin.identifier, img->origin.version);
         struct job *other = jobs_find_target(m->jobs, &fetch_kind, image);
         if (other)
                 return bus_fail(ret, HV_E_IMAGE_BUSY, "image %s is being replaced by job %u", image, other->id);
@@ -419,6 +430,8 @@ static void on_machine_event(void *ud, const struct machine_event *ev) {
         if (r >= 0 && ev->kind == MACHINE_REMOVED)
                 r = sd_bus_emit_signal(m->bus, HV_OBJ_PATH, HV_MANAGER_IFACE, "MachineRemoved", "sss", ev->m.name, ev->reason,
                                        ev->console_log);
+        if (ev->kind == MACHINE_REMOVED) /* an expired image's last machine is gone */
+                bus_subscriptions_sweep(m);
         if (r >= 0)
                 r = sd_bus_emit_properties_changed(m->bus, HV_OBJ_PATH, HV_MANAGER_IFACE, "CommittedCores", "CommittedMemoryMiB",
                                                    "CommittedScratchBytes", NULL);

@@ -38,6 +38,9 @@ void hv_conf_defaults(struct hv_conf *c) {
         c->max_queued_jobs = 256;
         c->low_speed_limit = 10 * 1024;
         c->low_speed_time_sec = 60;
+        strcpy(c->lists_ca_path, "/etc/grid-security/certificates");
+        c->max_list_size = 4ULL << 20;
+        c->refresh_sec = 3600;
 }
 
 /* A gzip stream of a raw image is at most a little larger than the image (stored blocks cost
@@ -109,7 +112,7 @@ static int parse_bool(const char *v, bool *ret) {
         return -EINVAL;
 }
 
-enum section { SEC_NONE, SEC_STORAGE, SEC_MACHINE, SEC_FETCH };
+enum section { SEC_NONE, SEC_STORAGE, SEC_MACHINE, SEC_FETCH, SEC_LISTS };
 
 static char *strip(char *s) {
         while (*s == ' ' || *s == '\t')
@@ -309,6 +312,21 @@ static int apply(struct hv_conf *c, enum section sec, const char *k, const char 
                         return set_str(c->proxy, sizeof(c->proxy), v) ?: 1;
                 return 0;
         }
+        if (sec == SEC_LISTS) {
+                *why = "expected an absolute path";
+                if (strcmp(k, "CAPath") == 0)
+                        return set_path(c->lists_ca_path, sizeof(c->lists_ca_path), v) ?: 1;
+                if (strcmp(k, "MaxListSize") == 0) {
+                        *why = "expected a size between 4K and 256M (suffixes K, M)";
+                        r = hv_parse_size(v, &c->max_list_size);
+                        return r < 0 ? r : (c->max_list_size < 4096 || c->max_list_size > (256ULL << 20) ? -EINVAL : 1);
+                }
+                if (strcmp(k, "RefreshSec") == 0) {
+                        *why = "expected a whole number of seconds 60-604800";
+                        return hv_parse_uint(v, 60, 604800, &c->refresh_sec) ?: 1;
+                }
+                return 0;
+        }
         return 0;
 }
 
@@ -343,9 +361,11 @@ int hv_conf_parse(struct hv_conf *c, const char *text, size_t len, const char *f
                                 sec = SEC_MACHINE;
                         else if (strcmp(name, "Fetch") == 0)
                                 sec = SEC_FETCH;
+                        else if (strcmp(name, "Lists") == 0)
+                                sec = SEC_LISTS;
                         else
                                 return hv_fail(e, HV_E_INVALID_ARGS, EINVAL,
-                                               "%s:%u: unknown section [%s] (known: Storage, Machine, Fetch)", file, lineno, name);
+                                               "%s:%u: unknown section [%s] (known: Storage, Machine, Fetch, Lists)", file, lineno, name);
                         continue;
                 }
                 char *eq = strchr(s, '=');
@@ -462,4 +482,6 @@ void hv_conf_print(FILE *f, const struct hv_conf *c) {
                "MaxDownloadSize=%llu\nAllowLoopbackRedirects=%s\n",
                hv_conf_running_per_user(c), c->max_queued_jobs, (unsigned long long)c->low_speed_limit, c->low_speed_time_sec,
                c->max_download_time_sec, (unsigned long long)hv_conf_max_download(c), c->allow_loopback_redirects ? "yes" : "no");
+        fprintf(f, "[Lists]\nCAPath=%s\nMaxListSize=%llu\nRefreshSec=%u\n", c->lists_ca_path, (unsigned long long)c->max_list_size,
+                c->refresh_sec);
 }

@@ -49,6 +49,10 @@ struct hv_conf {
         unsigned max_download_time_sec; /* 0 = no overall deadline */
         uint64_t max_bandwidth;         /* bytes/s of all downloads together; 0 = no limit */
         bool allow_loopback_redirects;
+        /* [Lists] */
+        char lists_ca_path[512];        /* CA certificates and CRLs for image list signatures (c_rehash layout) */
+        uint64_t max_list_size;         /* bytes of one signed image list */
+        unsigned refresh_sec;           /* a subscription's default refresh interval */
 };
 
 /* The effective bounds the derived defaults stand for. */

@@ -500,6 +500,7 @@ static int fetch_run_job(struct job_ctl *ctl, void *payload, struct hv_error *e)
         snprintf(img->sha512, sizeof(img->sha512), "%s", hex);
         snprintf(img->etag, sizeof(img->etag), "%s", p->etag);
         snprintf(img->last_modified, sizeof(img->last_modified), "%s", p->last_modified);
+        img->origin = j->origin;
         img->size = p->sw.off;
         img->compressed_size = p->read_bytes;
         img->created_usec = hv_now_usec();

@@ -21,6 +21,7 @@ struct fetch_job {
         struct store *store;   /* the loop's: finished() inserts the published image */
         char if_none_match[256], if_modified_since[64]; /* replace of an image from the same URL */
         bool not_modified;     /* the source answered 304: nothing was written */
+        struct image_origin origin; /* a subscription's image: recorded in its metadata */
         struct image *image;
         /* import_join.c: what the download this job waited for left (set on the loop before
          * this job starts): a second name of its image, or its failure */

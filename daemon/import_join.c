@@ -48,6 +48,7 @@ bool fetch_joined(void *payload, struct job *leader, int result) {
         c->size = img->size;
         c->compressed_size = img->compressed_size;
         c->inode = img->inode;
+        c->origin = j->origin;
         snprintf(j->join_from, sizeof(j->join_from), "%s", img->name);
         image_free(j->join_image);
         j->join_image = c;

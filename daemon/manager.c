@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "bus.h"
+#include "subscriptions.h"
 #include "fetch.h"
 #include "log.h"
 
@@ -266,6 +267,8 @@ static int open_stores(struct manager *m) {
                 log_warning("cannot scan %s: %s", m->conf.machine_root, strerror(-r));
         struct hv_error e = { 0 };
         r = store_open(&m->store, m->conf.image_root, &e);
+        if (r >= 0)
+                r = subscriptions_open(&m->subs, m->conf.image_root, m->event, &e);
         if (r < 0)
                 log_error("%s", e.msg);
         return r;
@@ -303,7 +306,7 @@ int manager_run(struct manager *m, const char *bus_address) {
         if ((r = connect_bus(m, bus_address)) < 0)
                 return r;
         /* the bus hears of jobs first (JobRemoved), then the stop check */
-        if ((r = bus_setup(m)) < 0 || (r = jobs_subscribe(m->jobs, on_job_event, m)) < 0) {
+        if ((r = bus_setup(m)) < 0 || (r = jobs_subscribe(m->jobs, on_job_event, m)) < 0 || (r = bus_subscriptions_setup(m)) < 0) {
                 log_error("cannot export the bus objects: %s", strerror(-r));
                 return r;
         }
@@ -354,6 +357,7 @@ void manager_free(struct manager *m) {
         m->jobs = jobs_free(m->jobs);
         m->machines = machines_free(m->machines);
         m->loop = loop_free(m->loop);
+        m->subs = subscriptions_free(m->subs);
         store_close(&m->store);
         hv_conf_snap_unref(m->snap);
         sd_event_unref(m->event);

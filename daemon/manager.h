@@ -32,6 +32,7 @@ struct manager {
         struct virt *virt;
         struct lifecycle *life;         /* start, stop, console, destroy: machine_ops after creation */
         struct store store;
+        struct subscriptions *subs;     /* image list subscriptions (subscriptions.c, bus_subscription.c) */
         struct hv_conf conf;            /* live: read on the loop only */
         struct hv_conf_snap *snap;      /* what new jobs and threads take; replaced at a reload */
         char *config_path;              /* NULL: the default file */

@@ -1,6 +1,8 @@
 /* opts.c: FetchImage and CreateMachine options, validated without any I/O. */
 #include "opts.h"
 
+#include <ctype.h>
+
 #include <errno.h>
 #include <string.h>
 
@@ -255,5 +257,70 @@ int capacity_check(const struct capacity *c, unsigned cores, uint64_t memory_mib
                                (unsigned long long)c->committed_memory_mib, (unsigned long long)memory_mib,
                                (unsigned long long)(c->committed_memory_mib + memory_mib), (unsigned long long)max_mib,
                                (unsigned long long)c->ram_mib, (unsigned long long)c->reserved_memory_mib);
+        return 0;
+}
+
+static const struct opt_spec subscribe_specs[] = {
+        { "endorser_dn", 's' }, { "ca_dn", 's' }, { "auto_fetch", 'b' }, { "refresh_sec", 't' }, { "name_prefix", 's' },
+};
+
+static int set_dn(char *dst, size_t len, const char *key, const char *v, struct hv_error *e) {
+        if (v[0] != '/' || strlen(v) >= len || !strchr(v, '='))
+                return hv_fail(e, HV_E_INVALID_ARGS, EINVAL, "option %s must be a DN in OpenSSL's one-line form "
+                               "(\"/DC=org/DC=example/CN=…\", as `openssl x509 -noout -subject -nameopt compat` prints it)", key);
+        snprintf(dst, len, "%s", v);
+        return 0;
+}
+
+int opts_subscribe(const struct opt_value *v, size_t n, struct subscribe_params *sp, struct hv_error *e) {
+        size_t idx[OPTS_MAX];
+        *sp = (struct subscribe_params){ 0 };
+        int r = check_keys(v, n, subscribe_specs, ELEMENTSOF(subscribe_specs), idx, e);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                const struct opt_value *o = &v[i];
+                switch (idx[i]) {
+                case 0:
+                        r = set_dn(sp->endorser_dn, sizeof(sp->endorser_dn), o->key, o->s, e);
+                        break;
+                case 1:
+                        r = set_dn(sp->ca_dn, sizeof(sp->ca_dn), o->key, o->s, e);
+                        break;
+                case 2:
+                        sp->auto_fetch = o->b;
+                        break;
+                case 3:
+                        if (o->t < 60 || o->t > 7 * 86400)
+                                return hv_fail(e, HV_E_INVALID_ARGS, EINVAL, "option refresh_sec must be between 60 and 604800 seconds");
+                        sp->refresh_sec = o->t;
+                        break;
+                default: {
+                        size_t l = strlen(o->s);
+                        if (l > 32 || (l && !isalnum((unsigned char)o->s[0])) || strspn(o->s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") != l)
+                                return hv_fail(e, HV_E_INVALID_ARGS, EINVAL, "option name_prefix must be at most 32 letters, digits, '.', '_' "
+                                               "or '-', starting with a letter or digit");
+                        snprintf(sp->prefix, sizeof(sp->prefix), "%s", o->s);
+                }
+                }
+                if (r < 0)
+                        return r;
+        }
+        if (!sp->endorser_dn[0] || !sp->ca_dn[0])
+                return hv_fail(e, HV_E_INVALID_ARGS, EINVAL, "options endorser_dn and ca_dn are required: a subscription trusts one "
+                               "endorser, pinned by its certificate's subject and issuer");
+        return 0;
+}
+
+static const struct opt_spec unsubscribe_specs[] = { { "remove_images", 'b' } };
+
+int opts_unsubscribe(const struct opt_value *v, size_t n, bool *remove_images, struct hv_error *e) {
+        size_t idx[OPTS_MAX];
+        *remove_images = false;
+        int r = check_keys(v, n, unsubscribe_specs, ELEMENTSOF(unsubscribe_specs), idx, e);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++)
+                *remove_images = v[i].b;
         return 0;
 }

@@ -103,5 +103,17 @@ int opts_stop(const struct opt_value *v, size_t n, struct stop_params *sp, struc
 /* CreateMachine past the host's limits: LimitsExceeded naming what is short (cores: online
  * CPUs × CpuOvercommit; memory: RAM − ReservedMemoryMiB), else 0. */
 int capacity_check(const struct capacity *c, unsigned cores, uint64_t memory_mib, struct hv_error *e);
+/* AddSubscription's options. */
+struct subscribe_params {
+        char endorser_dn[512], ca_dn[512]; /* required: the list's signer and its issuer */
+        bool auto_fetch;
+        uint64_t refresh_sec;              /* 0: [Lists] RefreshSec */
+        char prefix[33];
+};
+/* endorser_dn and ca_dn (required, OpenSSL one-line DNs "/…=…"), auto_fetch, refresh_sec
+ * (60 s – 1 week), name_prefix (≤ 32 of [A-Za-z0-9._-], starting with a letter or digit). */
+int opts_subscribe(const struct opt_value *v, size_t n, struct subscribe_params *sp, struct hv_error *e);
+/* RemoveSubscription's options (remove_images). */
+int opts_unsubscribe(const struct opt_value *v, size_t n, bool *remove_images, struct hv_error *e);
 /* DestroyMachine's options (keep_disks). */
 int opts_destroy(const struct opt_value *v, size_t n, bool *keep_disks, struct hv_error *e);

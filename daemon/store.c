@@ -44,7 +44,8 @@ char *image_meta_format(const struct image *img) {
         /* one key per line: a value with a newline could forge keys (defence in depth: names and
          * URIs are checked before they get here) */
         if (!clean_value(img->name) || !clean_value(img->sha512) || (img->source && !clean_value(img->source)) ||
-            !clean_value(img->etag) || !clean_value(img->last_modified)) {
+            !clean_value(img->etag) || !clean_value(img->last_modified) || !clean_value(img->origin.subscription) ||
+            !clean_value(img->origin.identifier) || !clean_value(img->origin.version)) {
                 errno = EINVAL;
                 return NULL;
         }
@@ -61,6 +62,9 @@ char *image_meta_format(const struct image *img) {
                 fprintf(f, "etag=%s\n", img->etag);
         if (img->last_modified[0])
                 fprintf(f, "last_modified=%s\n", img->last_modified);
+        if (img->origin.subscription[0])
+                fprintf(f, "subscription=%s\nlist_image=%s\nlist_version=%s\n", img->origin.subscription, img->origin.identifier,
+                        img->origin.version);
         if (img->table) {
                 fprintf(f, "table=mbr\n");
                 for (unsigned i = 0; i < img->table->n; i++) {
@@ -99,7 +103,8 @@ static bool is_sha512(const char *v) {
  * caller then re-inspects the image instead. */
 int image_meta_parse(struct image *img, const char *text) {
         static const char *const keys[] = { "name",  "source", "sha512",        "size", "compressed_size", "created_usec",
-                                            "inode", "table",  "etag", "last_modified" };
+                                            "inode", "table",  "etag", "last_modified", "subscription", "list_image",
+                                            "list_version" };
         bool seen[ELEMENTSOF(keys)] = { false };
         const char *p = text;
         while (*p) {
@@ -154,6 +159,12 @@ int image_meta_parse(struct image *img, const char *text) {
                         snprintf(img->etag, sizeof(img->etag), "%s", v);
                 } else if (strcmp(k, "last_modified") == 0 && strlen(v) < sizeof(img->last_modified)) {
                         snprintf(img->last_modified, sizeof(img->last_modified), "%s", v);
+                } else if (strcmp(k, "subscription") == 0 && strlen(v) < sizeof(img->origin.subscription)) {
+                        snprintf(img->origin.subscription, sizeof(img->origin.subscription), "%s", v);
+                } else if (strcmp(k, "list_image") == 0 && strlen(v) < sizeof(img->origin.identifier)) {
+                        snprintf(img->origin.identifier, sizeof(img->origin.identifier), "%s", v);
+                } else if (strcmp(k, "list_version") == 0 && strlen(v) < sizeof(img->origin.version)) {
+                        snprintf(img->origin.version, sizeof(img->origin.version), "%s", v);
                 } else if (strcmp(k, "inode") == 0 && parse_u64(v, &u)) {
                         img->inode = u;
                 } else if (strcmp(k, "table") == 0) {

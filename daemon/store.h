@@ -3,6 +3,13 @@
 #include "names.h"
 #include "mbr.h"
 
+/* An image of a subscription's list (subscriptions.c): where it came from. */
+struct image_origin {
+        char subscription[24];   /* the subscription's id, "" for any other image */
+        char identifier[64];     /* the image's dc:identifier in the list */
+        char version[256];       /* its hv:version */
+};
+
 struct image {
         char name[HV_NAME_MAX + 1];
         uint64_t size;          /* virtual size */
@@ -14,6 +21,8 @@ struct image {
         char etag[256];          /* the source's validators (http), for a conditional re-fetch */
         char last_modified[64];
         char *source;
+        struct image_origin origin;
+        bool expired;            /* runtime: its list no longer has it, or expired (CreateMachine refuses it) */
         struct mbr_table *table; /* NULL until inspected */
         struct image *next;
 };
