@@ -9,25 +9,8 @@
 #include "imagelist.h"
 #include "job.h"
 #include "store.h"
+#include "subrec.h"
 #include "uri.h"
-
-#define SUB_ID_LEN 16
-
-/* What a subscription is and what its last refresh found: the record on disk. */
-struct sub_state {
-        char id[SUB_ID_LEN + 1];
-        char uri[HV_URI_MAX + 1];    /* as given: the transfer only (it may hold credentials) */
-        char endorser_dn[IL_DN_MAX], ca_dn[IL_DN_MAX]; /* pinned */
-        char prefix[33];             /* of its images' names */
-        bool auto_fetch;
-        uint64_t refresh_sec;
-        uint64_t created_usec;
-        char etag[256], last_modified[64]; /* of the list's last 200 */
-        uint64_t last_refresh_usec;
-        char last_result[32];        /* "", updated, not-modified, same-version, failed, canceled */
-        char last_error_name[96];
-        char last_error[1024];
-};
 
 struct subscription {
         struct sub_state st;
@@ -60,9 +43,6 @@ void subscriptions_remove(struct subscriptions *subs, struct subscription *s);
 /* (Re)arms the timer: due after delay_usec. */
 void subscription_arm(struct subscriptions *subs, struct subscription *s, uint64_t delay_usec);
 
-/* Pure: the record's text and back (a key twice, an unknown key, a control character: -EINVAL). */
-char *sub_state_format(const struct sub_state *st);
-int sub_state_parse(struct sub_state *st, const char *text);
 /* Worker: writes ID.sub (and ID.json when body) atomically, 0600. */
 int sub_state_save(const char *dir, const struct sub_state *st, const char *body, size_t body_len, struct hv_error *e);
 
