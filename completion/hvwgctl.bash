@@ -11,6 +11,7 @@ _hvwgctl_names() {
     shift
     case $what in
         images|machines|jobs) hvwgctl "$@" --no-legend "$what" 2>/dev/null | awk '{print $1}' ;;
+        subscriptions) hvwgctl "$@" --no-legend subscriptions 2>/dev/null | awk '$1 ~ /^[0-9a-f]{16}$/ {print $1}' ;;
     esac
 }
 
@@ -23,7 +24,7 @@ _hvwgctl() {
         cur=${words[-1]}
         unset 'words[-1]'
     fi
-    local commands="status fetch images inspect rm create machines show start stop reboot destroy console wait jobs cancel watch"
+    local commands="status fetch images inspect rm create machines show start stop reboot destroy console wait jobs cancel watch subscribe subscriptions unsubscribe refresh list-images"
     local global="--system --bus-address= --json --json= --bytes --no-legend --quiet --no-wait --verbose --help --version"
     local cmd="" bus=() w
     for w in "${words[@]:1}"; do
@@ -49,6 +50,8 @@ _hvwgctl() {
                 destroy) cands+=" --keep-disks" ;;
                 console) cands+=" --follow -f" ;;
                 wait)    cands+=" --state= --timeout=" ;;
+                subscribe) cands+=" --endorser-dn= --ca-dn= --auto-fetch --refresh= --name-prefix=" ;;
+                unsubscribe) cands+=" --remove-images" ;;
             esac ;;
         *)
             if [[ -z $cmd ]]; then
@@ -59,6 +62,7 @@ _hvwgctl() {
                     show|start|stop|reboot|destroy|console) cands=$(_hvwgctl_names machines "${bus[@]}") ;;
                     cancel) cands=$(_hvwgctl_names jobs "${bus[@]}") ;;
                     wait) cands="$(_hvwgctl_names jobs "${bus[@]}") $(_hvwgctl_names machines "${bus[@]}")" ;;
+                    unsubscribe|refresh|list-images) cands=$(_hvwgctl_names subscriptions "${bus[@]}") ;;
                 esac
             fi ;;
     esac

@@ -8,7 +8,8 @@
 #   DIR/tls.pem + tls.key   a TLS server certificate for 127.0.0.1 from the same CA
 #   DIR/good.json, good.smime, tampered.smime, otherca.smime, revoked.smime, nosmime.smime
 set -euo pipefail
-d=$1
+here=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
+d=$(readlink -f "$1")
 mkdir -p "$d/cadir" "$d/db"
 cd "$d"
 : > db/index.txt
@@ -69,7 +70,6 @@ q openssl x509 -req -in other.csr -CA other-ca.pem -CAkey other-ca.key -CAcreate
 cp ca.pem cadir/ca.pem
 cp crl.pem cadir/crl.pem
 q openssl rehash cadir
-here=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
 sign=$here/../../tools/sign-imagelist.sh
 printf 'image bytes\n' > img.bin
 bash "$sign" --cert end.pem --key end.key --out good.smime --body-only good.json --identifier 11111111-2222-3333-4444-555555555555 \

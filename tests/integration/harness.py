@@ -350,7 +350,7 @@ def hvwg_member():
     try:
         gid = grp.getgrnam("hvwg").gr_gid
     except KeyError:
-        subprocess.run(["groupadd", "-r", "hvwg"], check=True)
+        subprocess.run(["groupadd", "-f", "-r", "hvwg"], check=True)
         gid = grp.getgrnam("hvwg").gr_gid
     return (65534, 65534, [gid])
 
@@ -362,7 +362,8 @@ def second_member():
     try:
         pw = pwd.getpwnam("hvwg-test")
     except KeyError:
-        subprocess.run(["useradd", "-r", "-M", "-d", "/nonexistent", "-s", "/usr/sbin/nologin", "hvwg-test"], check=True)
+        # another test running at the same time (ctest -j2) may make it first
+        subprocess.run(["useradd", "-r", "-M", "-d", "/nonexistent", "-s", "/usr/sbin/nologin", "hvwg-test"], capture_output=True)
         pw = pwd.getpwnam("hvwg-test")
     return (pw.pw_uid, pw.pw_gid, [gid])
 
