@@ -193,6 +193,15 @@ const char *bus_subscriptions_resolve(struct manager *m, const char *alias) {
 
 /* ---- methods ---- */
 
+/* Which endorsers a host trusts is the site's choice, not a batch user's: subscriptions are
+ * added and removed by root; members of hvwg may read and refresh them. */
+static int root_only(uid_t uid, const char *what, sd_bus_error *ret) {
+        if (uid == 0)
+                return 0;
+        return bus_fail(ret, HV_E_ACCESS, "%s is for root only (uid %u): which endorsers this host trusts is the site's choice",
+                        what, (unsigned)uid);
+}
+
 static int find_sub(struct manager *m, sd_bus_message *msg, struct subscription **ret, sd_bus_error *err) {
         const char *id;
         int r = sd_bus_message_read(msg, "s", &id);
@@ -210,8 +219,9 @@ int bus_method_add_subscription(sd_bus_message *msg, void *ud, sd_bus_error *ret
         struct opt_value opts[OPTS_MAX];
         size_t n_opts;
         int r;
-        if ((r = bus_check_access(m, msg, "AddSubscription", &uid, ret)) < 0 || (r = sd_bus_message_read(msg, "s", &uri)) < 0 ||
-            (r = bus_check_string(uri, "uri", ret)) < 0 || (r = bus_read_options(msg, opts, &n_opts, NULL, ret)) < 0)
+        if ((r = bus_check_access(m, msg, "AddSubscription", &uid, ret)) < 0 || (r = root_only(uid, "AddSubscription", ret)) < 0 ||
+            (r = sd_bus_message_read(msg, "s", &uri)) < 0 || (r = bus_check_string(uri, "uri", ret)) < 0 ||
+            (r = bus_read_options(msg, opts, &n_opts, NULL, ret)) < 0)
                 return r;
         struct subscribe_params sp;
         struct hv_error e = { 0 };
@@ -352,7 +362,8 @@ int bus_method_remove_subscription(sd_bus_message *msg, void *ud, sd_bus_error *
         bool remove_images;
         struct hv_error e = { 0 };
         int r;
-        if ((r = bus_check_access(m, msg, "RemoveSubscription", &uid, ret)) < 0 || (r = find_sub(m, msg, &s, ret)) < 0 ||
+        if ((r = bus_check_access(m, msg, "RemoveSubscription", &uid, ret)) < 0 ||
+            (r = root_only(uid, "RemoveSubscription", ret)) < 0 || (r = find_sub(m, msg, &s, ret)) < 0 ||
             (r = bus_read_options(msg, opts, &n_opts, NULL, ret)) < 0)
                 return r;
         if ((r = opts_unsubscribe(opts, n_opts, &remove_images, &e)) < 0)

@@ -80,10 +80,18 @@ def run(env, srv, ca, sign):
     s = sub_of(sid)
     h.check(s["list_identifier"] == LIST_ID and s["images"] == 1 and s["last_result"] == "updated", f"subscriptions: {s}")
 
+    # subscriptions are root's; a member of hvwg may read and refresh them
+    member = h.hvwg_member()
+    r = env.ctl("subscribe", srv.url + "/cache/other.smime", "--endorser-dn=" + ENDORSER, "--ca-dn=" + CA, user=member)
+    h.check(r.returncode == 4 and "root only" in r.stderr, "a member of hvwg cannot subscribe: " + r.stderr.strip())
+    r = env.ctl("--json", "list-images", sid, user=member)
+    h.check(r.returncode == 0 and json.loads(r.stdout)[0]["name"] == "t-alpha-1", "… but may list")
+
     # unchanged: 304
     before = len(srv.requests["/cache/list.smime"])
-    r = ctl("refresh", sid)
-    h.check(r.returncode == 0 and "not-modified" in r.stdout, "an unchanged list: not modified " + r.stdout + r.stderr)
+    r = env.ctl("refresh", sid, user=member)
+    h.check(r.returncode == 0 and "not-modified" in r.stdout, "an unchanged list (refreshed by a member): not modified " + r.stdout +
+            r.stderr)
     h.check(srv.seen[-1][1].get("If-None-Match", "").startswith('"') and len(srv.requests["/cache/list.smime"]) == before + 1,
             "a conditional request (If-None-Match)")
 
