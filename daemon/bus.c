@@ -355,6 +355,10 @@ static int method_get_image(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
         BUS_DICT_ENTRY(reply, "sha512", "s", img->sha512);
         BUS_DICT_ENTRY(reply, "download_size", "t", img->compressed_size);
         BUS_DICT_ENTRY(reply, "table", "s", img->table ? "mbr" : "");
+        BUS_DICT_ENTRY(reply, "subscription", "s", img->origin.subscription);
+        BUS_DICT_ENTRY(reply, "list_image", "s", img->origin.identifier);
+        BUS_DICT_ENTRY(reply, "list_version", "s", img->origin.version);
+        BUS_DICT_ENTRY(reply, "expired", "b", (int)img->expired);
         _cleanup_free_ struct machine *a = NULL;
         int n = r >= 0 ? machines_snapshot(m->machines, &a) : 0;
         if (n < 0)

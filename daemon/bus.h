@@ -57,7 +57,7 @@ int bus_method_remove_subscription(sd_bus_message *msg, void *ud, sd_bus_error *
 int bus_subscriptions_setup(struct manager *m);
 /* Marks the images the lists no longer have as expired, removes those no machine or job uses. */
 void bus_subscriptions_sweep(struct manager *m);
-/* An alias (PREFIX IDENT of a list's image) → the newest version here that is not expired, or NULL. */
+/* An alias (PREFIX-IDENT of a list's image) → the newest version here that is not expired, or NULL. */
 const char *bus_subscriptions_resolve(struct manager *m, const char *alias);
 /* A mutating handler fn run with the audit trail: the call is logged once, when it is
  * answered (bus_audit_defer: later, by whoever answers it). */

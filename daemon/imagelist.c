@@ -256,7 +256,9 @@ int imagelist_check_claim(const struct imagelist *l, const char *signer_dn, cons
 
 int imagelist_alias(const char *prefix, const struct il_image *img, char *buf, size_t len) {
         size_t pl = strlen(prefix), il = strlen(img->identifier);
-        int n = snprintf(buf, len, "%s%.*s", prefix, (int)(pl + il > 40 ? 8 : il), img->identifier);
+        /* PREFIX-IDENT: the '-' unless the prefix ends in a separator already */
+        const char *sep = pl && !strchr("-._", prefix[pl - 1]) ? "-" : "";
+        int n = snprintf(buf, len, "%s%s%.*s", prefix, sep, (int)(pl + il > 40 ? 8 : il), img->identifier);
         return n > 0 && (size_t)n < len && (size_t)n <= HV_NAME_MAX && hv_name_valid(buf) ? 0 : -EINVAL;
 }
 

@@ -61,8 +61,9 @@ int imagelist_check_update(const struct imagelist *prev, const struct imagelist 
  * (EndorserMismatch). */
 int imagelist_check_claim(const struct imagelist *l, const char *signer_dn, const char *issuer_dn, struct hv_error *e);
 
-/* Local names: the alias PREFIX IDENT (IDENT the image's dc:identifier, its first 8
- * characters where the whole would be longer than 40), and the version's PREFIX IDENT-VERSION
+/* Local names: the alias PREFIX-IDENT (IDENT the image's dc:identifier, its first 8
+ * characters where the whole would be longer than 40; no '-' added after a prefix that ends in
+ * '-', '.' or '_'), and the version's PREFIX-IDENT-VERSION
  * (characters outside [A-Za-z0-9._-] of the version become '-'). -EINVAL when the result is
  * not a valid image name (too long, bad prefix). */
 int imagelist_alias(const char *prefix, const struct il_image *img, char *buf, size_t len);

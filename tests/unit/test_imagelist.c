@@ -143,6 +143,10 @@ static void test_names(void **state) {
         assert_string_equal(n, "0b0f1c54-2a4e-4a0e-9a64-000000000001-2024.11-beta-1");
         assert_int_equal(imagelist_alias("cern-", &img, n, sizeof(n)), 0);
         assert_string_equal(n, "cern-0b0f1c54"); /* past 40: the first 8 characters */
+        assert_int_equal(imagelist_alias("cern", &img, n, sizeof(n)), 0);
+        assert_string_equal(n, "cern-0b0f1c54-2a4e-4a0e-9a64-000000000001"); /* the '-' added; 40 in all: whole */
+        assert_int_equal(imagelist_alias("cern7", &img, n, sizeof(n)), 0);
+        assert_string_equal(n, "cern7-0b0f1c54");
         assert_int_equal(imagelist_alias("-x", &img, n, sizeof(n)), -EINVAL);
         snprintf(img.version, sizeof(img.version), "%070d", 1);
         assert_int_equal(imagelist_image_name("", &img, n, sizeof(n)), -EINVAL);
