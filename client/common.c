@@ -241,6 +241,29 @@ static int read_variant(sd_bus_message *m, const char *contents, json_object **r
                         return r;
                 return sd_bus_message_exit_container(m);
         }
+        /* an array of structs of strings (fstab's a(ssss), findings' a(sss)): arrays of strings */
+        size_t cl = strlen(contents);
+        if (cl > 4 && strncmp(contents, "a(", 2) == 0 && contents[cl - 1] == ')' && strspn(contents + 2, "s") == cl - 3) {
+                json_object *arr = json_object_new_array();
+                *ret = arr;
+                if ((r = sd_bus_message_enter_container(m, 'v', contents)) < 0 ||
+                    (r = sd_bus_message_enter_container(m, 'a', contents + 1)) < 0)
+                        return r;
+                char inner[16];
+                snprintf(inner, sizeof(inner), "%.*s", (int)(cl - 3), contents + 2);
+                while ((r = sd_bus_message_enter_container(m, 'r', inner)) > 0) {
+                        json_object *row = json_object_new_array();
+                        const char *v;
+                        for (size_t i = 0; i < cl - 3 && (r = sd_bus_message_read(m, "s", &v)) > 0; i++)
+                                json_object_array_add(row, json_object_new_string(v));
+                        json_object_array_add(arr, row);
+                        if (r < 0 || (r = sd_bus_message_exit_container(m)) < 0)
+                                return r;
+                }
+                if (r < 0 || (r = sd_bus_message_exit_container(m)) < 0)
+                        return r;
+                return sd_bus_message_exit_container(m);
+        }
         *ret = json_object_new_null();
         return sd_bus_message_skip(m, "v");
 }

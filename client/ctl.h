@@ -36,7 +36,7 @@ struct ctl_args {
         unsigned n_meta_data, n_context_files, n_context_vars;
         /* image list subscriptions */
         const char *endorser_dn, *ca_dn, *refresh, *name_prefix;
-        bool auto_fetch, remove_images;
+        bool auto_fetch, remove_images, lint;
 };
 extern struct ctl_args arg;
 /* The signal that interrupted (SIGINT, SIGTERM), 0 while none did. */

@@ -25,7 +25,8 @@ static const struct command commands[] = {
           "  --replace         replace an image of that name\n"
           "  --raw             the source is not gzip-compressed\n" },
         { "images", "", 0, 0, "list images", NULL },
-        { "inspect", "NAME", 1, 1, "an image: SHA-512, the machines using it, its partition table", NULL },
+        { "inspect", "NAME", 1, 1, "an image: SHA-512, OS, kernels, the machines using it, its partition table",
+          "  --lint              the findings for image producers (exit 1 on an error)\n" },
         { "rm", "NAME", 1, 1, "remove an image", NULL },
         { "create", "IMAGE NAME --cores=N", 2, 2, "create a machine (waits; Ctrl-C cancels)",
           "  --cores=N         virtual CPUs (required)\n"
@@ -106,7 +107,7 @@ int main(int argc, char **argv) {
         enum { O_SYSTEM = 256, O_ADDR, O_JSON, O_QUIET, O_NOWAIT, O_VERBOSE, O_VERSION, O_SHA, O_SIZE, O_MAXSIZE, O_REPLACE, O_RAW, O_BYTES,
                O_CORES, O_MEMORY, O_SCRATCH, O_SCRATCHFS, O_HYPERVISOR, O_NETWORK, O_NOSTART, O_KEEPDISKS, O_NOLEGEND, O_TRANSIENT,
                O_FORCE, O_TIMEOUT, O_STATE, O_USERDATA, O_METADATA, O_NETCONF, O_CTXFILE, O_CTXVAR, O_ENDORSER, O_CADN, O_AUTOFETCH,
-               O_REFRESH, O_PREFIX, O_RMIMAGES };
+               O_REFRESH, O_PREFIX, O_RMIMAGES, O_LINT };
         static const struct option opts[] = {
                 { "system", no_argument, NULL, O_SYSTEM },   { "bus-address", required_argument, NULL, O_ADDR },
                 { "json", optional_argument, NULL, O_JSON }, { "quiet", no_argument, NULL, O_QUIET },
@@ -128,6 +129,7 @@ int main(int argc, char **argv) {
                 { "endorser-dn", required_argument, NULL, O_ENDORSER }, { "ca-dn", required_argument, NULL, O_CADN },
                 { "auto-fetch", no_argument, NULL, O_AUTOFETCH }, { "refresh", required_argument, NULL, O_REFRESH },
                 { "name-prefix", required_argument, NULL, O_PREFIX }, { "remove-images", no_argument, NULL, O_RMIMAGES },
+                { "lint", no_argument, NULL, O_LINT },
                 {}
         };
         bool help = false;
@@ -181,6 +183,7 @@ int main(int argc, char **argv) {
                 case O_REFRESH: arg.refresh = optarg; break;
                 case O_PREFIX: arg.name_prefix = optarg; break;
                 case O_RMIMAGES: arg.remove_images = true; break;
+                case O_LINT: arg.lint = true; break;
                 case O_METADATA:
                 case O_CTXFILE:
                 case O_CTXVAR: {

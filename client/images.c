@@ -99,6 +99,28 @@ int cmd_fetch(sd_bus *bus, const char *uri, const char *name) {
 
 /* ---- images ---- */
 
+/* InspectImageContents as JSON; NULL when the call failed (reported unless quiet). */
+static json_object *image_contents(sd_bus *bus, const char *name, int *rc, bool quiet) {
+        sd_bus_message *reply = NULL;
+        json_object *o = NULL;
+        int r;
+        if (quiet) {
+                r = sd_bus_call_method(bus, BUS_NAME, OBJ, MGR, "InspectImageContents", NULL, &reply, "s", name);
+                if (r < 0)
+                        return NULL;
+        } else if ((r = ctl_call(bus, "InspectImageContents", &reply, "s", name)) < 0) {
+                *rc = -r;
+                return NULL;
+        }
+        r = ctl_read_dict(reply, &o);
+        sd_bus_message_unref(reply);
+        if (r < 0) {
+                *rc = quiet ? EXIT_FAILED : ctl_bad_reply(r);
+                return NULL;
+        }
+        return o;
+}
+
 int cmd_images(sd_bus *bus) {
         sd_bus_message *reply = NULL;
         int r = ctl_call(bus, "ListImages", &reply, "");
@@ -122,13 +144,21 @@ int cmd_images(sd_bus *bus) {
                 json_object_put(arr);
                 return ctl_bad_reply(r);
         }
+        size_t n = json_object_array_length(arr);
+        for (size_t i = 0; i < n; i++) { /* the OS each holds (scanned at import) */
+                json_object *o = json_object_array_get_idx(arr, i);
+                int rc;
+                json_object *ct = image_contents(bus, ctl_json_str(o, "name"), &rc, true);
+                const char *os = ct ? ctl_json_str(ct, "os_pretty_name") : "";
+                json_object_object_add(o, "os", json_object_new_string(*os ? os : ct ? ctl_json_str(ct, "os_id") : ""));
+                json_object_put(ct);
+        }
         if (arg.json) {
                 ctl_print_json(arr);
                 return EXIT_OK;
         }
-        size_t n = json_object_array_length(arr);
         if (n && ctl_legend())
-                printf("%-24s %12s %12s %-19s %s\n", "NAME", "SIZE", "ALLOCATED", "CREATED", "SOURCE");
+                printf("%-24s %12s %12s %-19s %-28s %s\n", "NAME", "SIZE", "ALLOCATED", "CREATED", "OS", "SOURCE");
         for (size_t i = 0; i < n; i++) {
                 json_object *o = json_object_array_get_idx(arr, i), *v;
                 char a[32], b[32], c[32];
@@ -141,8 +171,9 @@ int cmd_images(sd_bus *bus) {
                 json_object_object_get_ex(o, "created_usec", &v);
                 uint64_t cr = json_object_get_uint64(v);
                 json_object_object_get_ex(o, "source", &v);
-                printf("%-24s %12s %12s %-19s %s\n", nm, ctl_size(s, a, sizeof(a)), ctl_size(al, b, sizeof(b)), ctl_time(cr, c, sizeof(c)),
-                       json_object_get_string(v));
+                const char *os = ctl_json_str(o, "os");
+                printf("%-24s %12s %12s %-19s %-28.28s %s\n", nm, ctl_size(s, a, sizeof(a)), ctl_size(al, b, sizeof(b)),
+                       ctl_time(cr, c, sizeof(c)), *os ? os : "-", json_object_get_string(v));
         }
         if (!n)
                 ctl_none("images");
@@ -180,7 +211,34 @@ static int read_partitions(sd_bus_message *reply, json_object *o) {
         return r;
 }
 
+/* inspect --lint: the findings for producers; exit 1 when there is an error. */
+static int lint(sd_bus *bus, const char *name) {
+        int rc = EXIT_OK;
+        json_object *o = image_contents(bus, name, &rc, false), *fs;
+        if (!o)
+                return rc;
+        unsigned errors = 0;
+        json_object_object_get_ex(o, "findings", &fs);
+        for (size_t i = 0; fs && i < json_object_array_length(fs); i++)
+                errors += strcmp(json_object_get_string(json_object_array_get_idx(json_object_array_get_idx(fs, i), 0)), "error") == 0;
+        if (arg.json) {
+                ctl_print_json(o);
+                return errors ? EXIT_FAILED : EXIT_OK;
+        }
+        printf("image %s: root partition %s; bootloader %s\nscratch: %s\n", name, ctl_json_str(o, "root"),
+               *ctl_json_str(o, "bootloader") ? ctl_json_str(o, "bootloader") : "none", ctl_json_str(o, "scratch"));
+        for (size_t i = 0; fs && i < json_object_array_length(fs); i++) {
+                json_object *f = json_object_array_get_idx(fs, i);
+                printf("%-7s %-22s %s\n", json_object_get_string(json_object_array_get_idx(f, 0)),
+                       json_object_get_string(json_object_array_get_idx(f, 1)), json_object_get_string(json_object_array_get_idx(f, 2)));
+        }
+        json_object_put(o);
+        return errors ? EXIT_FAILED : EXIT_OK;
+}
+
 int cmd_inspect(sd_bus *bus, const char *name) {
+        if (arg.lint)
+                return lint(bus, name);
         sd_bus_message *reply = NULL;
         json_object *o = NULL;
         int r = ctl_call(bus, "GetImage", &reply, "s", name);
@@ -201,6 +259,10 @@ int cmd_inspect(sd_bus *bus, const char *name) {
                 json_object_put(o);
                 return ctl_bad_reply(r);
         }
+        int rc;
+        json_object *contents = image_contents(bus, name, &rc, true);
+        if (contents)
+                json_object_object_add(o, "contents", contents);
         if (arg.json) {
                 ctl_print_json(o);
                 return EXIT_OK;
@@ -209,6 +271,16 @@ int cmd_inspect(sd_bus *bus, const char *name) {
         printf("Image %s: %s table, %s (%s allocated), created %s\n", name, ctl_json_str(o, "table"), ctl_size(ctl_json_u64(o, "size"), b, sizeof(b)),
                ctl_size(ctl_json_u64(o, "allocated"), c, sizeof(c)), ctl_time(ctl_json_u64(o, "created_usec"), c, sizeof(c)));
         printf("Source:   %s\nSHA-512:  %s\n", ctl_json_str(o, "source"), *ctl_json_str(o, "sha512") ? ctl_json_str(o, "sha512") : "-");
+        json_object *ct;
+        if (json_object_object_get_ex(o, "contents", &ct)) {
+                const char *os = ctl_json_str(ct, "os_pretty_name");
+                printf("OS:       %s\nKernels: ", *os ? os : *ctl_json_str(ct, "os_id") ? ctl_json_str(ct, "os_id") : "unknown");
+                json_object *ks;
+                json_object_object_get_ex(ct, "kernels", &ks);
+                for (size_t i = 0; ks && i < json_object_array_length(ks); i++)
+                        printf(" %s", json_object_get_string(json_object_array_get_idx(ks, i)));
+                printf("%s\nScratch:  %s\n", ks && json_object_array_length(ks) ? "" : " none", ctl_json_str(ct, "scratch"));
+        }
         json_object *ms;
         json_object_object_get_ex(o, "machines", &ms);
         printf("Machines:");

@@ -52,6 +52,7 @@ _hvwgctl() {
                 wait)    cands+=" --state= --timeout=" ;;
                 subscribe) cands+=" --endorser-dn= --ca-dn= --auto-fetch --refresh= --name-prefix=" ;;
                 unsubscribe) cands+=" --remove-images" ;;
+                inspect) cands+=" --lint" ;;
             esac ;;
         *)
             if [[ -z $cmd ]]; then

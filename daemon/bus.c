@@ -533,6 +533,7 @@ static const sd_bus_vtable manager_vtable[] = {
         METHOD("InspectImage", "s", SD_BUS_PARAM(name), "sta(uybtts)", SD_BUS_PARAM(table) SD_BUS_PARAM(size) SD_BUS_PARAM(partitions),
                method_inspect_image),
         METHOD("GetImage", "s", SD_BUS_PARAM(name), "a{sv}", SD_BUS_PARAM(image), method_get_image),
+        METHOD("InspectImageContents", "s", SD_BUS_PARAM(name), "a{sv}", SD_BUS_PARAM(contents), bus_method_inspect_image_contents),
         METHOD("RemoveImage", "s", SD_BUS_PARAM(name), "", , method_remove_image_audited),
         METHOD("CreateMachine", "ssua{sv}", SD_BUS_PARAM(image) SD_BUS_PARAM(name) SD_BUS_PARAM(cores) SD_BUS_PARAM(options), "uo",
                SD_BUS_PARAM(job_id) SD_BUS_PARAM(job_path), bus_method_create_machine_audited),

@@ -47,6 +47,8 @@ int bus_method_stop_machine(sd_bus_message *msg, void *ud, sd_bus_error *ret);
 int bus_method_reboot_machine(sd_bus_message *msg, void *ud, sd_bus_error *ret);
 int bus_method_open_console(sd_bus_message *msg, void *ud, sd_bus_error *ret);
 int bus_method_destroy_machine(sd_bus_message *msg, void *ud, sd_bus_error *ret);
+/* bus_contents.c: what an image holds, and the producers' findings */
+int bus_method_inspect_image_contents(sd_bus_message *msg, void *ud, sd_bus_error *ret);
 /* bus_subscription.c: image list subscriptions */
 int bus_method_add_subscription(sd_bus_message *msg, void *ud, sd_bus_error *ret);
 int bus_method_list_subscriptions(sd_bus_message *msg, void *ud, sd_bus_error *ret);

@@ -42,6 +42,8 @@ bool fetch_joined(void *payload, struct job *leader, int result) {
         if (!c)
                 return false;
         *c->table = *img->table;
+        if (img->contents && (c->contents = malloc(sizeof(*c->contents))))
+                *c->contents = *img->contents;
         memcpy(c->sha512, img->sha512, sizeof(c->sha512));
         memcpy(c->etag, img->etag, sizeof(c->etag));
         memcpy(c->last_modified, img->last_modified, sizeof(c->last_modified));

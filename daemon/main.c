@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "conf.h"
+#include "lint_cli.h"
 #include "log.h"
 #include "manager.h"
 #include "scratch.h"
@@ -20,6 +21,8 @@ static void help(void) {
                "  --format-scratch PATH [SIZE] [--scratch-fs=FS] [--scratch-alloc=sparse|fallocate]\n"
                "                       create and format a scratch disk file (or a blank block device) as\n"
                "                       CreateMachine does, print its UUID and exit\n"
+               "  --lint FILE          an image file (raw or gzip) for producers: its partition table, what\n"
+               "                       its filesystems hold, the findings (exit 1 on an error finding)\n"
                "  -h, --help           this text\n"
                "  --version            print the version\n");
 }
@@ -33,12 +36,13 @@ int main(int argc, char **argv) {
                 { "format-scratch", no_argument, NULL, 'f' },
                 { "scratch-fs", required_argument, NULL, 'F' },
                 { "scratch-alloc", required_argument, NULL, 'A' },
+                { "lint", no_argument, NULL, 'L' },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, 'V' },
                 {}
         };
         const char *config = NULL, *address = NULL, *scratch_fs = NULL, *scratch_alloc = "sparse";
-        bool check_only = false, format_scratch = false;
+        bool check_only = false, format_scratch = false, lint = false;
         int c;
         /* Signals are blocked first: a SIGTERM during start-up waits for the loop and ends it cleanly. */
         sigset_t ss;
@@ -65,6 +69,7 @@ int main(int argc, char **argv) {
                 case 'f': format_scratch = true; break;
                 case 'F': scratch_fs = optarg; break;
                 case 'A': scratch_alloc = optarg; break;
+                case 'L': lint = true; break;
                 case 'h': help(); return 0;
                 case 'V': printf("hvwgd %s\n", HVWGD_VERSION); return 0;
                 default: return 2;
@@ -73,6 +78,13 @@ int main(int argc, char **argv) {
         struct hv_conf conf;
         struct hv_error e = { 0 };
         hv_conf_defaults(&conf);
+        if (lint) {
+                if (argc - optind != 1) {
+                        fprintf(stderr, "hvwgd: --lint takes FILE\n");
+                        return 2;
+                }
+                return lint_cli(argv[optind], conf.max_image_size);
+        }
         if (format_scratch) {
                 if (argc - optind != 2 && argc - optind != 1) {
                         fprintf(stderr, "hvwgd: --format-scratch takes PATH [SIZE]\n");

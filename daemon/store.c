@@ -2,6 +2,8 @@
 #define _GNU_SOURCE
 #include "store.h"
 
+#include "contents_ext.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -30,6 +32,7 @@ void image_free(struct image *img) {
                 return;
         free(img->source);
         free(img->table);
+        free(img->contents);
         free(img);
 }
 
@@ -62,6 +65,16 @@ char *image_meta_format(const struct image *img) {
                 fprintf(f, "etag=%s\n", img->etag);
         if (img->last_modified[0])
                 fprintf(f, "last_modified=%s\n", img->last_modified);
+        if (img->contents) {
+                _cleanup_free_ char *json = contents_to_json(img->contents);
+                if (!json || !clean_value(json)) {
+                        fclose(f);
+                        free(buf);
+                        errno = EINVAL;
+                        return NULL;
+                }
+                fprintf(f, "contents=%s\n", json);
+        }
         if (img->origin.subscription[0])
                 fprintf(f, "subscription=%s\nlist_image=%s\nlist_version=%s\n", img->origin.subscription, img->origin.identifier,
                         img->origin.version);
@@ -104,17 +117,17 @@ static bool is_sha512(const char *v) {
 int image_meta_parse(struct image *img, const char *text) {
         static const char *const keys[] = { "name",  "source", "sha512",        "size", "compressed_size", "created_usec",
                                             "inode", "table",  "etag", "last_modified", "subscription", "list_image",
-                                            "list_version" };
+                                            "list_version", "contents" };
         bool seen[ELEMENTSOF(keys)] = { false };
         const char *p = text;
         while (*p) {
                 const char *nl = strchrnul(p, '\n');
-                char line[8192];
                 size_t l = (size_t)(nl - p);
-                if (l >= sizeof(line))
+                if (l >= 256 * 1024)
                         return -EINVAL;
-                memcpy(line, p, l);
-                line[l] = 0;
+                _cleanup_free_ char *line = strndup(p, l);
+                if (!line)
+                        return -ENOMEM;
                 p = *nl ? nl + 1 : nl;
                 if (line[0] == '#' || line[0] == 0)
                         continue;
@@ -159,6 +172,11 @@ int image_meta_parse(struct image *img, const char *text) {
                         snprintf(img->etag, sizeof(img->etag), "%s", v);
                 } else if (strcmp(k, "last_modified") == 0 && strlen(v) < sizeof(img->last_modified)) {
                         snprintf(img->last_modified, sizeof(img->last_modified), "%s", v);
+                } else if (strcmp(k, "contents") == 0) {
+                        if (!img->contents && !(img->contents = calloc(1, sizeof(*img->contents))))
+                                return -ENOMEM;
+                        if (contents_from_json(img->contents, v, strlen(v)) < 0)
+                                return -EINVAL;
                 } else if (strcmp(k, "subscription") == 0 && strlen(v) < sizeof(img->origin.subscription)) {
                         snprintf(img->origin.subscription, sizeof(img->origin.subscription), "%s", v);
                 } else if (strcmp(k, "list_image") == 0 && strlen(v) < sizeof(img->origin.identifier)) {
@@ -240,6 +258,7 @@ static struct image *load_image(const char *root, const char *name) {
                 log_warning("image %s: metadata missing or stale, re-inspecting %s", name, path);
                 free(img->source);
                 free(img->table);
+                free(img->contents);
                 memset(img, 0, sizeof(*img));
                 snprintf(img->name, sizeof(img->name), "%s", name);
                 img->created_usec = (uint64_t)st.st_mtim.tv_sec * 1000000ULL + (uint64_t)st.st_mtim.tv_nsec / 1000;
@@ -251,7 +270,8 @@ static struct image *load_image(const char *root, const char *name) {
                         log_warning("image %s: cannot inspect: %s", name, e.msg[0] ? e.msg : "open failed");
                         free(img->table);
                         img->table = NULL;
-                }
+                } else if ((img->contents = calloc(1, sizeof(*img->contents))))
+                        contents_scan(path, img->table, img->contents);
                 if (fd >= 0)
                         close(fd);
                 img->size = (uint64_t)st.st_size;

@@ -1,5 +1,6 @@
 /* store.h: the image store: ImageRoot/NAME.raw + NAME.meta, work in ImageRoot/.tmp. */
 #pragma once
+#include "contents.h"
 #include "names.h"
 #include "mbr.h"
 
@@ -24,6 +25,7 @@ struct image {
         struct image_origin origin;
         bool expired;            /* runtime: its list no longer has it, or expired (CreateMachine refuses it) */
         struct mbr_table *table; /* NULL until inspected */
+        struct contents *contents; /* what its filesystems hold (contents_ext.c); NULL: not scanned */
         struct image *next;
 };
 

@@ -21,6 +21,8 @@ PKGS=(
   qemu-system-x86 qemu-utils
   # batch jobs in VMs on a real Slurm (tests/integration/test_slurm.py)
   slurmctld slurmd slurm-client munge procps
+  # an XFS partition the contents scan reports but does not read (tests/integration/test_contents.py)
+  xfsprogs
   # fetching through a real HTTP caching proxy (tests/integration/test_squid.py)
   squid
   # the boot test's tiny guest (tests/boot/make-guest.sh)
