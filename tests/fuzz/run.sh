@@ -7,7 +7,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 build=$(cd "$1" && pwd)
 secs=${2:-40}
 mkdir -p "$build/fuzz-artifacts"
-for t in mbr gzip conf uri opts context imagelist; do
+for t in mbr gzip conf uri opts context imagelist contents; do
   work="$build/fuzz-work/$t"
   mkdir -p "$work"
   echo "fuzz_$t: ${secs}s"

@@ -88,6 +88,20 @@ mkimg "$work/slow.img" 16 yes; gzip -1 -c "$work/slow.img" > "$slow/slow.img.gz"
 mkfs.ext4 -q -F -L hvwgsrc -d "$src" "$work/src.ext4" 64M
 mkfs.ext4 -q -F -L hvwgslow -d "$slow" "$work/slow.ext4" 64M
 mkfs.ext4 -q -F -L root -d "$root" "$work/root.ext4" 2G
+
+# the contents scan on a real Debian 12 root: the same filesystem in an MBR image, read by the
+# package's own hvwgd --lint (no daemon, no mount)
+truncate -s 2049M "$work/lint.img"
+echo 'start=2048, type=83' | sfdisk -q --no-reread --no-tell-kernel "$work/lint.img" >/dev/null
+dd if="$work/root.ext4" of="$work/lint.img" bs=1M seek=1 conv=sparse,notrunc status=none
+lint=$("$root/usr/sbin/hvwgd" --lint "$work/lint.img" || true)
+rm -f "$work/lint.img"
+if grep -q 'note    os .*Debian GNU/Linux 12 (bookworm) (ID=debian, VERSION_ID=12)' <<<"$lint" &&
+   grep -q 'note    kernel .*cloud-amd64 with initramfs' <<<"$lint"; then
+  echo "ok   hvwgd --lint reads the real Debian 12 root: $(grep -c . <<<"$lint") lines, OS and kernel found"
+else
+  echo "$lint"; echo "FAIL: hvwgd --lint does not report the Debian 12 root's OS and kernel"; exit 1
+fi
 kernel=$(ls "$root"/boot/vmlinuz-* | head -1); initrd=$(ls "$root"/boot/initrd.img-* | head -1)
 cp "$kernel" "$work/vmlinuz"; cp "$initrd" "$work/initrd"
 rm -rf "$root"
