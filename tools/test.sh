@@ -3,7 +3,7 @@
 # then runs each fuzz target for a bounded time. Run as root on Debian 12.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-FUZZ_SECONDS=${FUZZ_SECONDS:-15}
+FUZZ_SECONDS=${FUZZ_SECONDS:-12}
 
 bash tools/deps.sh
 echo "== every command the tests run comes from tools/deps.sh on a minbase Debian 12"
