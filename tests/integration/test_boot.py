@@ -27,6 +27,11 @@ def main():
             gz = h.gzip_file(src, src + ".gz")
             rc, res, err = env.fetch("file://" + gz, "guest", sha512=h.sha512_file(gz))
             h.check(rc == 0, "the guest image is fetched " + err.strip())
+            # its one partition is FAT (syslinux, kernel, initramfs): named by the contents scan, not read
+            ct = {k: v["data"] for k, v in env.call("InspectImageContents", "s", "guest")[0].items()}
+            h.check(ct["scanned"] and ct["os_id"] == "" and
+                    any(f[1] == "partition-not-read" and "(vfat)" in f[2] for f in ct["findings"]),
+                    "the contents scan names the guest's FAT partition and does not read it")
             parts = env.call("InspectImage", "s", "guest")[2]
             h.check(len(parts) == 1 and parts[0][1] == 0x0e and parts[0][2] and parts[0][5] == "vfat", f"inspected: {parts}")
             for _ in range(100):

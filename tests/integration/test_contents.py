@@ -151,6 +151,10 @@ def main():
         build("big", big)
         c = inspect(env, "big")
         h.check(c["os_id"] == "big", "an os-release of 10 MiB: read capped, parsed")
+        import resource
+        r = subprocess.run([HVWGD, "--lint", os.path.join(src, "big.img")], capture_output=True, text=True)
+        rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        h.check("ID=big" in r.stdout and rss < 64 * 1024, f"hvwgd --lint on it: bounded memory (largest child so far {rss // 1024} MiB)")
 
         img = os.path.join(src, "deb.img")
         bad = os.path.join(src, "badsb.img")
