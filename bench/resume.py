@@ -11,14 +11,8 @@ Prints time and bytes the origin sent for each, the ratios, and the seconds hvwg
 backoff. usage: bench/resume.py [--runs N]"""
 import os, re, shutil, statistics, subprocess, sys, tempfile, time
 
-top = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-sys.path.insert(0, os.path.join(top, "tests/integration"))
-os.environ.setdefault("HVWG_SRC", top)
-build = os.path.join(top, "build")
-os.environ.setdefault("HVWGD", os.path.join(build, "hvwgd"))
-os.environ.setdefault("HVWGCTL", os.path.join(build, "hvwgctl"))
-os.environ.setdefault("HVWG_BUILD", build)
-import harness as h  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchenv import harness as h, top  # noqa: E402
 
 DROPS = "0.25,0.5,0.75"
 

@@ -7,14 +7,8 @@ destroy` if it is still there. Alternating, in one run; prints each side's best 
 and the ratio. usage: bench/run.py [--runs N]"""
 import os, re, shutil, statistics, subprocess, sys, tempfile, time
 
-top = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-sys.path.insert(0, os.path.join(top, "tests/integration"))
-os.environ.setdefault("HVWG_SRC", top)
-build = os.path.join(top, "build")
-os.environ.setdefault("HVWGD", os.path.join(build, "hvwgd"))
-os.environ.setdefault("HVWGCTL", os.path.join(build, "hvwgctl"))
-os.environ.setdefault("HVWG_BUILD", build)
-import harness as h  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchenv import harness as h, top  # noqa: E402
 from test_run import RUN  # noqa: E402
 
 XML = """<domain type='qemu'><name>{name}</name><memory unit='MiB'>128</memory><vcpu>1</vcpu>

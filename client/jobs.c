@@ -237,13 +237,7 @@ int ctl_run_job(sd_bus *bus, sd_bus_message *m, int r, const char *method) {
         /* m is the call with its options dictionary open; r: how building it went */
         if (r >= 0)
                 r = sd_bus_message_close_container(m);
-        if (r < 0) {
-                sd_bus_message_unref(m);
-                return ctl_error(NULL, "cannot build the %s call: %s", method, strerror(-r));
-        }
-        r = run_job(bus, m, method);
-        sd_bus_message_unref(m);
-        return r;
+        return ctl_run_job_plain(bus, m, r, method);
 }
 
 int ctl_run_job_plain(sd_bus *bus, sd_bus_message *m, int r, const char *method) {
