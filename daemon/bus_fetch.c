@@ -91,6 +91,8 @@ static int start_fetch_job(struct manager *m, sd_bus_message *msg, const char *n
 
 int bus_fetch_start(struct manager *m, const char *source, const char *name, const struct fetch_params *fp,
                     const struct image_origin *origin, uint32_t *ret_id, struct hv_error *e) {
+        if (m->stopping)
+                return hv_fail(e, HV_E_FAILED, ESHUTDOWN, "hvwgd is shutting down");
         enum uri_scheme scheme;
         int r = fetch_check_uri(source, &m->conf, &scheme, e);
         if (r < 0)

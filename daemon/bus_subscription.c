@@ -148,6 +148,8 @@ static void on_updated(void *ud, struct subscription *s) {
         int r = sd_bus_emit_signal(m->bus, HV_OBJ_PATH, HV_MANAGER_IFACE, "SubscriptionUpdated", "ss", s->st.id, s->st.last_result);
         if (r < 0)
                 log_warning("cannot emit SubscriptionUpdated for %s: %s", s->st.id, strerror(-r));
+        if (m->stopping) /* a refresh canceled by the stop: nothing new starts */
+                return;
         fetch_new(m, s);
         bus_subscriptions_sweep(m);
         subscription_arm(m->subs, s, jittered(s->st.refresh_sec));
