@@ -50,7 +50,9 @@ static void mark_expired(struct manager *m) {
                         continue;
                 struct subscription *s = subscriptions_find(m->subs, img->origin.subscription);
                 bool was = img->expired;
-                img->expired = s && !list_has(s, &img->origin, now);
+                /* judged only by a list we have: a subscription whose list is lost (unreadable
+                 * after a crash) leaves its images alone until a refresh brings one */
+                img->expired = s && s->have_list && !list_has(s, &img->origin, now);
                 if (img->expired && !was)
                         log_info("image %s expired: subscription %s's list no longer has %s version %s", img->name, s->st.id,
                                  img->origin.identifier, img->origin.version);
