@@ -6,20 +6,15 @@
 #define _GNU_SOURCE
 #include "contents_ext.h"
 
+#include "ext2.h"
+
 #include <errno.h>
-#include <pthread.h>
 #include <et/com_err.h>
 #include <ext2fs/ext2fs.h>
 #include <string.h>
 
 #define DIR_MAX 4096
 
-/* libext2fs's error texts for the notes (scratch.c registers them too: a second entry in
- * com_err's list is harmless) */
-static pthread_once_t et_once = PTHREAD_ONCE_INIT;
-static void register_errors(void) {
-        add_error_table(&et_ext2_error_table);
-}
 
 static bool is_ext(const char *fs) {
         return strcmp(fs, "ext2") == 0 || strcmp(fs, "ext3") == 0 || strcmp(fs, "ext4") == 0;
@@ -201,7 +196,6 @@ static void scan_root(ext2_filsys fs, unsigned number, struct contents *c) {
 
 void contents_scan(const char *path, const struct mbr_table *t, struct contents *c) {
         *c = (struct contents){ .scanned = true };
-        pthread_once(&et_once, register_errors);
         for (unsigned i = 0; i < t->n && c->n_parts < CT_MAX_PARTS; i++) {
                 const struct mbr_part *p = &t->parts[i];
                 if (p->extended)
@@ -222,9 +216,11 @@ void contents_scan(const char *path, const struct mbr_table *t, struct contents 
                 char opts[64];
                 snprintf(opts, sizeof(opts), "offset=%llu", (unsigned long long)p->offset);
                 ext2_filsys fs = NULL;
+                hv_ext2_lock();
                 errcode_t err = ext2fs_open2(path, opts, EXT2_FLAG_64BITS | EXT2_FLAG_IGNORE_CSUM_ERRORS, 0, 0, unix_io_manager, &fs);
                 if (err) {
                         snprintf(cp->note, sizeof(cp->note), "cannot be read: %s", error_message(err));
+                        hv_ext2_unlock();
                         continue;
                 }
                 if ((uint64_t)ext2fs_blocks_count(fs->super) * fs->blocksize > p->size)
@@ -240,5 +236,6 @@ void contents_scan(const char *path, const struct mbr_table *t, struct contents 
                                 c->boot = p->number;
                 }
                 ext2fs_close_free(&fs);
+                hv_ext2_unlock();
         }
 }

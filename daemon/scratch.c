@@ -4,6 +4,8 @@
 #define _GNU_SOURCE
 #include "scratch.h"
 
+#include "ext2.h"
+
 #include <errno.h>
 #include <et/com_err.h>
 #include <ext2fs/ext2_err.h>
@@ -17,12 +19,6 @@
 #define BLOCK_SIZE 4096
 #define INODE_SIZE 256
 
-static pthread_mutex_t ext2_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_once_t et_once = PTHREAD_ONCE_INIT;
-
-static void register_error_table(void) {
-        add_error_table(&et_ext2_error_table);
-}
 
 /* 64bit only where the block count needs it: a filesystem without it is limited to 2^32 blocks
  * (16 TiB of 4 KiB blocks), and EL6/EL7-era kernels and tools handle 64bit worst; every guest
@@ -112,7 +108,7 @@ static int build_fs(ext2_filsys fs, bool zeroed, const char *path, struct hv_err
         return 0;
 }
 
-/* Called with ext2_lock held. */
+/* Called with the libext2fs lock held (ext2.h). */
 static int format_locked(const char *path, uint64_t size, const struct scratch_opts *o, bool zeroed, char *uuid,
                          struct hv_error *e) {
         struct ext2_super_block param;
@@ -178,10 +174,9 @@ int scratch_format(const char *path, uint64_t size, const struct scratch_opts *o
         }
         if (strcmp(o->fs, "ext4") != 0 && needs_64bit(size))
                 return hv_fail(e, HV_E_INVALID_ARGS, EINVAL, "%s cannot be larger than 16 TiB; use ext4", o->fs);
-        pthread_once(&et_once, register_error_table);
-        pthread_mutex_lock(&ext2_lock);
+        hv_ext2_lock();
         int r = format_locked(path, size, o, zeroed, uuid, e);
-        pthread_mutex_unlock(&ext2_lock);
+        hv_ext2_unlock();
         return r;
 }
 
