@@ -74,6 +74,8 @@ echo "allocated on disk: source $(du -h "$img" | cut -f1), imported $(du -h "$wo
 
 echo "== inspect"
 "$hvwgctl" --bus-address="$addr" inspect demo
+echo "== look inside without mounting: the image producers' check (libext2fs, read-only)"
+"$hvwgctl" --bus-address="$addr" inspect --lint demo || echo "(exit $?: this demo disk holds data, not an OS; see the README's \"Making an image\")"
 
 echo "== a bad image is refused (LVM partition)"
 lvm="$work/src/lvm.img"
