@@ -210,7 +210,8 @@ int cmd_refresh(sd_bus *bus, const char *id) {
         if (r < 0)
                 return EXIT_FAILED;
         r = sd_bus_message_append(m, "s", id);
-        bool quiet = arg.quiet, json = arg.json;
+        bool quiet = arg.quiet;
+        enum json_mode json = arg.json;
         arg.quiet = true; /* the job's own lines would repeat what the report says */
         arg.json = JSON_OFF;
         r = ctl_run_job_plain(bus, m, r, "RefreshSubscription");
