@@ -7,6 +7,14 @@
 
 #include "ctl.h"
 
+static void put_s(json_object *o, const char *key, const char *v) {
+        json_object_object_add(o, key, json_object_new_string(v));
+}
+
+static void put_t(json_object *o, const char *key, uint64_t v) {
+        json_object_object_add(o, key, json_object_new_uint64(v));
+}
+
 /* ListSubscriptions as JSON objects; the one with id when id is given (NULL: not there). */
 static int read_subscriptions(sd_bus *bus, const char *id, json_object **ret) {
         sd_bus_message *reply = NULL;
@@ -24,20 +32,20 @@ static int read_subscriptions(sd_bus *bus, const char *id, json_object **ret) {
                 if (id && strcmp(id, sid) != 0)
                         continue;
                 json_object *o = json_object_new_object();
-                json_object_object_add(o, "id", json_object_new_string(sid));
-                json_object_object_add(o, "uri", json_object_new_string(uri));
-                json_object_object_add(o, "list_identifier", json_object_new_string(ident));
-                json_object_object_add(o, "title", json_object_new_string(title));
-                json_object_object_add(o, "endorser_dn", json_object_new_string(dn));
-                json_object_object_add(o, "ca_dn", json_object_new_string(ca));
-                json_object_object_add(o, "last_refresh_usec", json_object_new_uint64(last));
-                json_object_object_add(o, "expires_usec", json_object_new_uint64(expires));
-                json_object_object_add(o, "refresh_sec", json_object_new_uint64(every));
+                put_s(o, "id", sid);
+                put_s(o, "uri", uri);
+                put_s(o, "list_identifier", ident);
+                put_s(o, "title", title);
+                put_s(o, "endorser_dn", dn);
+                put_s(o, "ca_dn", ca);
+                put_t(o, "last_refresh_usec", last);
+                put_t(o, "expires_usec", expires);
+                put_t(o, "refresh_sec", every);
                 json_object_object_add(o, "auto_fetch", json_object_new_boolean(autof));
-                json_object_object_add(o, "name_prefix", json_object_new_string(prefix));
-                json_object_object_add(o, "last_result", json_object_new_string(result));
-                json_object_object_add(o, "last_error", json_object_new_string(error));
-                json_object_object_add(o, "images", json_object_new_uint64(n));
+                put_s(o, "name_prefix", prefix);
+                put_s(o, "last_result", result);
+                put_s(o, "last_error", error);
+                put_t(o, "images", n);
                 json_object_array_add(arr, o);
         }
         sd_bus_message_unref(reply);
@@ -235,15 +243,15 @@ int cmd_list_images(sd_bus *bus, const char *id) {
         while (r >= 0 && (r = sd_bus_message_read(reply, "(sssstssss)", &ident, &title, &version, &uri, &size, &sha, &name, &alias,
                                                   &state)) > 0) {
                 json_object *o = json_object_new_object();
-                json_object_object_add(o, "identifier", json_object_new_string(ident));
-                json_object_object_add(o, "title", json_object_new_string(title));
-                json_object_object_add(o, "version", json_object_new_string(version));
-                json_object_object_add(o, "uri", json_object_new_string(uri));
-                json_object_object_add(o, "size", json_object_new_uint64(size));
-                json_object_object_add(o, "sha512", json_object_new_string(sha));
-                json_object_object_add(o, "name", json_object_new_string(name));
-                json_object_object_add(o, "alias", json_object_new_string(alias));
-                json_object_object_add(o, "state", json_object_new_string(state));
+                put_s(o, "identifier", ident);
+                put_s(o, "title", title);
+                put_s(o, "version", version);
+                put_s(o, "uri", uri);
+                put_t(o, "size", size);
+                put_s(o, "sha512", sha);
+                put_s(o, "name", name);
+                put_s(o, "alias", alias);
+                put_s(o, "state", state);
                 json_object_array_add(arr, o);
         }
         sd_bus_message_unref(reply);
