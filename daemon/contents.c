@@ -135,6 +135,56 @@ void contents_scan_unit(struct contents *c, const char *name, const char *text, 
         c->unit_ordered[c->n_units++] = u.ordered;
 }
 
+/* The length of the valid UTF-8 sequence at s (1–4), or 0. */
+static size_t utf8_len(const unsigned char *s) {
+        if (s[0] < 0x80)
+                return 1;
+        size_t n = (s[0] & 0xe0) == 0xc0 ? 2 : (s[0] & 0xf0) == 0xe0 ? 3 : (s[0] & 0xf8) == 0xf0 ? 4 : 0;
+        for (size_t i = 1; i < n; i++)
+                if ((s[i] & 0xc0) != 0x80)
+                        return 0;
+        uint32_t cp = n == 2 ? (s[0] & 0x1fu) : n == 3 ? (s[0] & 0x0fu) : (s[0] & 0x07u);
+        for (size_t i = 1; i < n; i++)
+                cp = cp << 6 | (s[i] & 0x3fu);
+        /* no overlong forms, no surrogates, nothing past U+10FFFF */
+        if ((n == 2 && cp < 0x80) || (n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+                return 0;
+        return n;
+}
+
+static void sanitize(char *s) {
+        for (unsigned char *p = (unsigned char *)s; *p;) {
+                size_t n = utf8_len(p);
+                if (n == 0) {
+                        *p++ = '?';
+                        continue;
+                }
+                if (n == 1 && (*p < 0x20 || *p == 0x7f))
+                        *p = ' ';
+                p += n;
+        }
+}
+
+void contents_sanitize(struct contents *c) {
+        char *strs[] = { c->os_id, c->os_version_id, c->os_pretty_name, c->hostname, c->bootloader };
+        for (size_t i = 0; i < ELEMENTSOF(strs); i++)
+                sanitize(strs[i]);
+        for (unsigned i = 0; i < c->n_kernels; i++)
+                sanitize(c->kernels[i].version);
+        for (unsigned i = 0; i < c->n_fstab; i++) {
+                sanitize(c->fstab[i].spec);
+                sanitize(c->fstab[i].file);
+                sanitize(c->fstab[i].vfstype);
+                sanitize(c->fstab[i].options);
+        }
+        for (unsigned i = 0; i < c->n_units; i++)
+                sanitize(c->units[i]);
+        for (unsigned i = 0; i < c->n_parts; i++) {
+                sanitize(c->parts[i].fs);
+                sanitize(c->parts[i].note);
+        }
+}
+
 const char *contents_level_name(enum ct_level l) {
         return l == CT_ERROR ? "error" : l == CT_WARNING ? "warning" : "note";
 }
@@ -396,5 +446,6 @@ int contents_from_json(struct contents *c, const char *text, size_t len) {
                 *c = (struct contents){ 0 };
                 return -EINVAL;
         }
+        contents_sanitize(c); /* as written, unless someone else wrote it */
         return 0;
 }

@@ -72,6 +72,9 @@ void contents_parse_fstab(struct contents *c, const char *text, size_t len);
 void contents_scan_cmdline(struct contents *c, const char *text, size_t len);
 /* A unit file wanted by a target: does it need /scratch, and is it ordered after its mount? */
 void contents_scan_unit(struct contents *c, const char *name, const char *text, size_t len);
+/* Every string made fit for a D-Bus reply and the metadata: an invalid UTF-8 byte becomes '?',
+ * a control character (DEL too) a space. contents_scan calls it at the end. */
+void contents_sanitize(struct contents *c);
 /* The findings, errors first. Returns how many (≤ CT_MAX_FINDINGS). */
 unsigned contents_lint(const struct contents *c, struct ct_finding *f);
 /* How the image mounts LABEL=scratch, or why it will not (the API's "scratch"). */

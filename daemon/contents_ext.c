@@ -238,4 +238,5 @@ void contents_scan(const char *path, const struct mbr_table *t, struct contents 
                 ext2fs_close_free(&fs);
                 hv_ext2_unlock();
         }
+        contents_sanitize(c);
 }

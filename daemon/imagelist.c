@@ -163,7 +163,8 @@ int imagelist_parse(const char *json, size_t len, struct imagelist *l, struct hv
         json_tokener *tok = json_tokener_new_ex(32);
         if (!tok)
                 return hv_fail(e, HV_E_ERRNO, ENOMEM, "out of memory");
-        json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+        /* strict JSON, and valid UTF-8 only: every string may go out in a D-Bus reply */
+        json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
         json_object *root = json_tokener_parse_ex(tok, json, (int)len);
         enum json_tokener_error jerr = json_tokener_get_error(tok);
         size_t used = json_tokener_get_parse_end(tok);

@@ -146,11 +146,13 @@ def main():
         h.check(c["os_id"] == "" and c["fstab"] == [] and c["hostname"] == "" and "no /etc/fstab" in c["scratch"],
                 "a symlink loop and symlinks out of the filesystem: nothing read from the host")
 
-        big = {"/etc/os-release": "ID=big\nVERSION_ID=1\n" + "X=" + "y" * (10 << 20) + "\n", "/boot/vmlinuz-3": "k"}
+        big = {"/etc/os-release": b"ID=big\nVERSION_ID=1\nPRETTY_NAME=\"Big \xff\x7f\xc3\"\n" + b"X=" + b"y" * (10 << 20) + b"\n",
+               "/boot/vmlinuz-3": "k"}
         t = time.time()
         build("big", big)
         c = inspect(env, "big")
-        h.check(c["os_id"] == "big", "an os-release of 10 MiB: read capped, parsed")
+        h.check(c["os_id"] == "big" and c["os_pretty_name"] == "Big ? ?",
+                f"an os-release of 10 MiB with bytes that are not UTF-8: read capped, parsed, made printable ({c['os_pretty_name']!r})")
         import resource
         r = subprocess.run([HVWGD, "--lint", os.path.join(src, "big.img")], capture_output=True, text=True)
         rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss

@@ -32,6 +32,11 @@ static void test_parsers(void **state) {
         contents_parse_os_release(&d, nul, sizeof(nul) - 1);
         assert_string_equal(d.os_id, "a"); /* a NUL ends the value, the next line still counts */
         assert_string_equal(d.os_version_id, "1");
+        struct contents u = { 0 };
+        contents_parse_os_release(&u, S("PRETTY_NAME=\"ok \xc3\xa9 bad \xff\x7f \xe2\x82\"\nID=\xc0\xaf\n"));
+        contents_sanitize(&u);
+        assert_string_equal(u.os_pretty_name, "ok \xc3\xa9 bad ?  ??"); /* é kept; 0xff, DEL, a cut sequence, an overlong '/' replaced */
+        assert_string_equal(u.os_id, "??");
         contents_parse_fstab(&c, S("  # x\nUUID=1 / ext4 defaults 0 1\n\nLABEL=scratch\t/scratch ext4 nofail,noatime 0 2\nonlyone\n"));
         assert_int_equal(c.n_fstab, 2);
         assert_string_equal(c.fstab[1].file, "/scratch");
@@ -101,6 +106,8 @@ static void test_stored(void **state) {
         contents_scan_unit(&c, "u.service", S("RequiresMountsFor=/scratch\n"));
         c.parts[0].number = 3;
         snprintf(c.parts[0].note, sizeof(c.parts[0].note), "cannot be read");
+        contents_sanitize(&c); /* as contents_scan leaves it: the \x01 a space */
+        assert_string_equal(c.os_pretty_name, "Debian \"x\"   é");
         char *json = contents_to_json(&c);
         assert_non_null(json);
         assert_null(strchr(json, '\n'));
