@@ -70,7 +70,8 @@ static void test_parse(void **state) {
                         fail_msg("case %zu: %d %s", i, r, e.msg);
         }
         const char *notlists[] = { "", "not json", "[1,2]", "{\"hv:imagelist\": 5}", "{\"hv:imagelist\": {}}", "{\"a\":1} trailing",
-                                   "{\"hv:imagelist\": {\"dc:identifier\": \"x\"}}", NULL };
+                                   "{\"hv:imagelist\": {\"dc:identifier\": \"x\"}}",
+                                   "{\"hv:imagelist\": {\"dc:title\": \"\xff\xfe\"}}" /* not UTF-8 */, NULL };
         for (size_t i = 0; notlists[i]; i++) {
                 e = (struct hv_error){ 0 };
                 assert_int_equal(imagelist_parse(notlists[i], strlen(notlists[i]), &l, &e), -EBADMSG);
