@@ -186,6 +186,16 @@ class Env:
             res = None
         return r.returncode, res, r.stderr
 
+    def start_fetch(self, uri, name, *opts):
+        """FetchImage through hvwgctl --no-wait: the job's {"id", "path"}."""
+        r = self.ctl("--no-wait", "--json", "fetch", uri, name, *opts)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+
+    def jobs(self):
+        """ListJobs: (id, type, target, phase, progress, path) each."""
+        return self.call("ListJobs")[0]
+
     def images_list(self):
         return {i[0]: i for i in self.call("ListImages")[0]}
 

@@ -5,16 +5,6 @@ sys.path.insert(0, os.path.dirname(__file__))
 import harness as h
 
 
-def start(env, uri, name):
-    r = env.ctl("--no-wait", "--json", "fetch", uri, name)
-    assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout)
-
-
-def jobs(env):
-    return env.call("ListJobs")[0]
-
-
 def main():
     with h.Env(conf_extra={"Fetch": {"MaxConcurrent": "2"}}) as env:
         srv = h.HttpServer(env.src)
@@ -24,17 +14,17 @@ def main():
             slow = srv.url + "/slow/d.img.gz?bps=400000"
 
             # the same name twice: the second is refused while the first runs
-            j = start(env, slow, "same")
+            j = env.start_fetch(slow, "same")
             r = env.ctl("--verbose", "fetch", "file://" + gz, "same")
             h.check(r.returncode == 1 and "ImageBusy" in r.stderr and f"job {j['id']}" in r.stderr,
                     "second fetch of a name being fetched: ImageBusy " + r.stderr.strip())
             env.call("CancelJob", "u", j["id"])
-            h.wait_for(lambda: jobs(env) == [])
+            h.wait_for(lambda: env.jobs() == [])
 
             # 4 at once with MaxConcurrent=2: two run, two queue, in order; all finish
-            started = [start(env, srv.url + f"/slow/d.img.gz?bps=250000&n={i}", f"c{i}") for i in range(4)]
+            started = [env.start_fetch(srv.url + f"/slow/d.img.gz?bps=250000&n={i}", f"c{i}") for i in range(4)]
             time.sleep(0.5)
-            phases = {x[2]: x[3] for x in jobs(env)}
+            phases = {x[2]: x[3] for x in env.jobs()}
             h.check(phases.get("c0") != "queued" and phases.get("c1") != "queued" and
                     phases.get("c2") == "queued" and phases.get("c3") == "queued", f"two run, two queue: {phases}")
             h.check(env.prop("ActiveJobs") == 4, "ActiveJobs counts queued and running jobs")
@@ -45,7 +35,7 @@ def main():
                 env.call("ListImages")
                 worst = max(worst, time.time() - t)
             h.check(worst < 0.5, f"ListImages answers while imports run (worst {worst * 1000:.0f} ms incl. busctl start-up)")
-            h.check(h.wait_for(lambda: jobs(env) == [], timeout=120), "all four finish")
+            h.check(h.wait_for(lambda: env.jobs() == [], timeout=120), "all four finish")
             imgs = env.images_list()
             h.check(all(f"c{i}" in imgs for i in range(4)), "all four images published")
             h.check(all(subprocess.run(["cmp", img, os.path.join(env.images, f"c{i}.raw")]).returncode == 0 for i in range(4)),
@@ -56,8 +46,8 @@ def main():
 
             # SIGTERM with jobs running: canceled, exit within 5 s, nothing half-made
             for i in range(3):
-                start(env, srv.url + f"/slow/d.img.gz?bps=100000&n={i}", f"t{i}")
-            h.wait_for(lambda: any(x[3] == "download" for x in jobs(env)))
+                env.start_fetch(srv.url + f"/slow/d.img.gz?bps=100000&n={i}", f"t{i}")
+            h.wait_for(lambda: any(x[3] == "download" for x in env.jobs()))
             time.sleep(0.3)
             t = time.time()
             rc = env.stop_daemon(signal.SIGTERM)
@@ -67,7 +57,7 @@ def main():
             h.check(not any(n.startswith("t") for n in env.images_list()), "SIGTERM: no half image after restart")
 
             # kill -9 mid-import: leftovers cleaned at start-up, nothing half listed
-            start(env, srv.url + "/slow/d.img.gz?bps=200000", "k9")
+            env.start_fetch(srv.url + "/slow/d.img.gz?bps=200000", "k9")
             h.check(h.wait_for(lambda: [f for f in env.store_files() if f.startswith(".tmp/")]), "an import has a temp file")
             time.sleep(0.5)
             env.stop_daemon(signal.SIGKILL)

@@ -10,16 +10,6 @@ sys.path.insert(0, os.path.dirname(__file__))
 import harness as h
 
 
-def start(env, uri, name, *opts):
-    r = env.ctl("--no-wait", "--json", "fetch", uri, name, *opts)
-    assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout)
-
-
-def jobs(env):
-    return env.call("ListJobs")[0]
-
-
 def results_of(env, started):
     """The jobs' ends as `hvwgctl wait` reports them, all watched at once: [(exit code, stderr)]."""
     ps = [subprocess.Popen([h.HVWGCTL, "--bus-address=" + env.address, "--verbose", "wait", str(j["id"])],
@@ -40,17 +30,17 @@ def main():
             url = srv.url + "/cache/j.img.gz?bps=2000000"
 
             # eight names, one URL, all asked for while the first downloads
-            started = [start(env, url, f"n{i}", *([f"--sha512={sha}"] if i % 2 else [])) for i in range(8)]
+            started = [env.start_fetch(url, f"n{i}", *([f"--sha512={sha}"] if i % 2 else [])) for i in range(8)]
             lead = started[0]["id"]
-            again = start(env, url, "n3")
-            phases = {x[0]: x[3] for x in jobs(env)}
+            again = env.start_fetch(url, "n3")
+            phases = {x[0]: x[3] for x in env.jobs()}
             h.check(phases[started[0]["id"]] in ("queued", "download") and all(phases[s["id"]] == "waiting" for s in started[1:]),
                     f"the first downloads, seven wait: {phases}")
             h.check(again["id"] not in [s["id"] for s in started] and phases[again["id"]] == "waiting",
                     "the same name and URL again: not ImageBusy but a job of its own that waits")
             (rc_again, err_again), = results_of(env, [again])
             h.check(rc_again == 0, "… and ends done with the download " + err_again.strip())
-            h.check(h.wait_for(lambda: jobs(env) == [], timeout=120), "all eight end")
+            h.check(h.wait_for(lambda: env.jobs() == [], timeout=120), "all eight end")
             got = srv.requests.get("/cache/j.img.gz", [])
             h.check(len(got) == 1, f"the origin saw one download: {got}")
             imgs = env.images_list()
@@ -71,9 +61,9 @@ def main():
 
             # a waiter that expects another digest: ChecksumMismatch, the first is fine
             url2 = srv.url + "/cache/j.img.gz?bps=2000000&v=2"
-            a = start(env, url2, "m0")
-            b = start(env, url2, "m1", "--sha512=" + "0" * 128)
-            h.check(any(x[2] == "m1" and x[3] == "waiting" for x in jobs(env)), "a fetch with a sha512 joins one without")
+            a = env.start_fetch(url2, "m0")
+            b = env.start_fetch(url2, "m1", "--sha512=" + "0" * 128)
+            h.check(any(x[2] == "m1" and x[3] == "waiting" for x in env.jobs()), "a fetch with a sha512 joins one without")
             (rc_a, err_a), (rc_b, err_b) = results_of(env, [a, b])
             h.check(rc_a == 0 and rc_b != 0 and "ChecksumMismatch" in err_b and "which this fetch joined" in err_b,
                     "the waiter's own digest is checked: ChecksumMismatch " + err_b.strip())
@@ -82,7 +72,7 @@ def main():
             # the download fails: every waiter fails the same way
             url3 = srv.url + "/cache/j.img.gz?bps=2000000&v=3"
             bad = "1" * 128
-            ws = [start(env, url3, f"f{i}", "--sha512=" + bad) for i in range(3)]
+            ws = [env.start_fetch(url3, f"f{i}", "--sha512=" + bad) for i in range(3)]
             res = results_of(env, ws)
             h.check(all(r[0] != 0 and "ChecksumMismatch" in r[1] for r in res), "a failed download: its waiters fail the same way " +
                     " | ".join(r[1].strip() for r in res))
@@ -91,8 +81,8 @@ def main():
 
             # the download's owner cancels it: the waiters download after all, once
             url4 = srv.url + "/cache/j.img.gz?bps=2000000&v=4"
-            cs = [start(env, url4, f"c{i}") for i in range(3)]
-            h.wait_for(lambda: any(x[2] == "c0" and x[3] == "download" for x in jobs(env)))
+            cs = [env.start_fetch(url4, f"c{i}") for i in range(3)]
+            h.wait_for(lambda: any(x[2] == "c0" and x[3] == "download" for x in env.jobs()))
             watch = subprocess.Popen([h.HVWGCTL, "--bus-address=" + env.address, "wait", str(cs[2]["id"])],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             env.call("CancelJob", "u", cs[0]["id"])
@@ -116,7 +106,7 @@ def main():
             gz = h.gzip_file(img, img + ".gz", level=1)
             total = 2 * os.path.getsize(gz)
             t0 = time.time()
-            bw = [start(env, srv.url + f"/f/b.img.gz?n={i}", f"b{i}") for i in range(2)]
+            bw = [env.start_fetch(srv.url + f"/f/b.img.gz?n={i}", f"b{i}") for i in range(2)]
             res = results_of(env, bw)
             took = time.time() - t0
             h.check(all(r[0] == 0 for r in res) and "b0" in env.images_list() and "b1" in env.images_list(), "both published")
