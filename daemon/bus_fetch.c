@@ -46,12 +46,12 @@ static int fetch_conflicts(struct manager *m, const char *name, bool replace, sd
         return 0;
 }
 
-/* A fetch job downloading source as fp asks (http(s)), which a new one may wait for: the one
- * that downloads (a job that itself waits names the one it waits for). */
+/* A fetch job of source as fp asks (http(s)) that a new one may wait for (job_wait_for goes on
+ * to the one that downloads when this one waits itself). */
 static struct job *download_of(struct manager *m, const struct job *self, const char *source, const struct fetch_params *fp) {
         for (struct job *j = jobs_first(m->jobs); j; j = j->next)
                 if (j != self && j->kind == &fetch_kind && fetch_joinable(j->payload, source, fp))
-                        return j->after ? j->after : j;
+                        return j;
         return NULL;
 }
 
@@ -76,7 +76,7 @@ static struct job *make_fetch_job(struct manager *m, const char *name, const cha
         if (lead) {
                 job_wait_for(j, lead);
                 log_info("job %u: fetch %s as %s (uid %u): waits for job %u, which downloads it for image %s", j->id, j->source, name,
-                         (unsigned)uid, lead->id, lead->target);
+                         (unsigned)uid, j->after->id, j->after->target);
         } else
                 log_info("job %u: fetch %s as %s (uid %u)", j->id, j->source, name, (unsigned)uid);
         return j;

@@ -14,7 +14,6 @@
 #include "fetch.h"
 #include "import.h"
 #include "log.h"
-#include "machine_ops.h"
 #include "subscriptions.h"
 
 #define MAX_SUBSCRIPTIONS 64
@@ -59,11 +58,9 @@ static void mark_expired(struct manager *m) {
         }
 }
 
+/* RemoveImage's rule (bus_image_busy: a machine or a create job uses it), and no fetch replaces it. */
 static bool image_in_use(struct manager *m, const char *name) {
-        for (struct job *j = jobs_first(m->jobs); j; j = j->next)
-                if ((j->kind == &fetch_kind && strcmp(j->target, name) == 0) || (j->kind == &create_kind && strcmp(j->source, name) == 0))
-                        return true;
-        return machines_using_image(m->machines, name, NULL, 0) > 0;
+        return jobs_find_target(m->jobs, &fetch_kind, name) || bus_image_busy(m, name, NULL) < 0;
 }
 
 void bus_subscriptions_sweep(struct manager *m) {
@@ -152,8 +149,8 @@ static void on_updated(void *ud, struct subscription *s) {
                 log_warning("cannot emit SubscriptionUpdated for %s: %s", s->st.id, strerror(-r));
         if (m->stopping) /* a refresh canceled by the stop: nothing new starts */
                 return;
+        bus_subscriptions_sweep(m); /* first: the images' expired marks as the new list says */
         fetch_new(m, s);
-        bus_subscriptions_sweep(m);
         subscription_arm(m->subs, s, jittered(s->st.refresh_sec));
 }
 
