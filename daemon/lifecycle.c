@@ -156,6 +156,15 @@ static virDomainPtr lookup(struct life_call *k, virConnectPtr *c) {
         return dom;
 }
 
+/* The reply must not run ahead of the state: libvirt's lifecycle events come on its own
+ * thread, maybe after the reply. When libvirt now reports the state an operation led to, it is
+ * recorded — unless an event came first (it knows better). */
+static void note_state(struct life_call *k, virDomainPtr dom, int want, const char *state, const char *reason) {
+        int st = 0, why = 0;
+        if (virDomainGetState(dom, &st, &why, 0) == 0 && st == want)
+                machines_set_state_since(k->lc->ms, k->name, k->m.state_gen, state, reason ? reason : virt_state_reason(st, why));
+}
+
 static int do_start(struct life_call *k) {
         _cleanup_(virConnectClosep) virConnectPtr c = NULL;
         _cleanup_(virDomainFreep) virDomainPtr dom = lookup(k, &c);
@@ -163,7 +172,10 @@ static int do_start(struct life_call *k) {
                 return -ENOENT;
         if (virDomainIsActive(dom) == 1)
                 return 0;
-        return virDomainCreate(dom) < 0 ? virt_fail(&k->e, "starting", k->name) : 0;
+        if (virDomainCreate(dom) < 0)
+                return virt_fail(&k->e, "starting", k->name);
+        note_state(k, dom, VIR_DOMAIN_RUNNING, "running", "booted");
+        return 0;
 }
 
 static int do_stop(struct life_call *k) {
@@ -173,8 +185,12 @@ static int do_stop(struct life_call *k) {
                 return -ENOENT;
         if (virDomainIsActive(dom) != 1)
                 return 0;
-        if (k->a.force)
-                return force_off(dom, &k->e, k->name);
+        if (k->a.force) {
+                int r = force_off(dom, &k->e, k->name);
+                if (r == 0)
+                        note_state(k, dom, VIR_DOMAIN_SHUTOFF, "shut-off", NULL);
+                return r;
+        }
         if (virDomainShutdown(dom) < 0 && virDomainIsActive(dom) == 1)
                 return virt_fail(&k->e, "asking the guest to shut down", k->name);
         uint64_t timeout = k->a.have_timeout ? k->a.timeout_sec : k->conf->c.stop_timeout_sec;

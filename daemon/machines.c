@@ -166,21 +166,31 @@ void machines_put(struct machines *ms, const struct machine *src) {
                 post_event(ms, MACHINE_STATE, &copy, copy.reason, NULL);
 }
 
-void machines_set_state(struct machines *ms, const char *name, const char *state, const char *reason) {
+static void set_state(struct machines *ms, const char *name, const uint64_t *gen, const char *state, const char *reason) {
         pthread_mutex_lock(&ms->lock);
         struct machine *x = find_locked(ms, name);
         reason = reason ? reason : "";
-        bool changed = x && (strcmp(x->state, state) != 0 || (*reason && strcmp(x->reason, reason) != 0));
+        bool changed = x && (!gen || x->state_gen == *gen) &&
+                       (strcmp(x->state, state) != 0 || (*reason && strcmp(x->reason, reason) != 0));
         struct machine copy;
         if (changed) {
                 snprintf(x->state, sizeof(x->state), "%s", state);
                 snprintf(x->reason, sizeof(x->reason), "%s", reason);
                 x->state_usec = hv_now_usec();
+                x->state_gen++;
                 copy = *x;
         }
         pthread_mutex_unlock(&ms->lock);
         if (changed)
                 post_event(ms, MACHINE_STATE, &copy, copy.reason, NULL);
+}
+
+void machines_set_state(struct machines *ms, const char *name, const char *state, const char *reason) {
+        set_state(ms, name, NULL, state, reason);
+}
+
+void machines_set_state_since(struct machines *ms, const char *name, uint64_t gen, const char *state, const char *reason) {
+        set_state(ms, name, &gen, state, reason);
 }
 
 void machines_remove(struct machines *ms, const char *name, const char *reason, const char *console_log) {

@@ -22,6 +22,7 @@ struct machine {
         char state[HV_STATE_MAX];
         char reason[HV_REASON_MAX];     /* why it reached its state: "booted", "poweroff", "crash", … */
         uint64_t state_usec;            /* when (µs since the epoch) */
+        uint64_t state_gen;             /* counts its state changes */
         unsigned owner;                 /* uid of its creator */
         uint64_t created_usec;
         bool transient;                 /* torn down when its guest stops */
@@ -65,6 +66,9 @@ void machines_totals(struct machines *ms, struct machine_totals *t);
 /* Adds or replaces (keeping a running destroy's mark); subscribers hear its state. */
 void machines_put(struct machines *ms, const struct machine *x);
 void machines_set_state(struct machines *ms, const char *name, const char *state, const char *reason);
+/* The same, unless the state changed since the caller read generation gen (an event from
+ * libvirt came first and knows better). */
+void machines_set_state_since(struct machines *ms, const char *name, uint64_t gen, const char *state, const char *reason);
 /* Drops the record; subscribers hear MACHINE_REMOVED with reason and the kept console log. */
 void machines_remove(struct machines *ms, const char *name, const char *reason, const char *console_log);
 /* Marks name as being destroyed: 0, -ENOENT (no such machine) or -EBUSY (already). */

@@ -88,7 +88,7 @@ static const char *event_reason(int event, int detail) {
 }
 
 /* The same words for a domain's present state (start-up). */
-static const char *state_reason(int state, int reason) {
+const char *virt_state_reason(int state, int reason) {
         if (state == VIR_DOMAIN_SHUTOFF)
                 switch (reason) {
                 case VIR_DOMAIN_SHUTOFF_SHUTDOWN: return "poweroff";
@@ -129,6 +129,8 @@ static int lifecycle(virConnectPtr c, virDomainPtr dom, int event, int detail, v
         (void)c;
         const char *st = event_state(event);
         const char *name = virDomainGetName(dom);
+        if (hv_fault("late-events"))
+                usleep(300000); /* tests: libvirt's events come after the replies */
         if (st && name)
                 machines_set_state(((struct virt *)opaque)->ms, name, st, event_reason(event, detail));
         return 0;
@@ -205,7 +207,7 @@ static void reconcile(struct virt *v, virConnectPtr c) {
                         int st = 0, reason = 0;
                         bool known = virDomainGetState(doms[i], &st, &reason, 0) == 0;
                         snprintf(x.state, sizeof(x.state), "%s", known ? virt_state_name(st) : "unknown");
-                        snprintf(x.reason, sizeof(x.reason), "%s", known ? state_reason(st, reason) : "");
+                        snprintf(x.reason, sizeof(x.reason), "%s", known ? virt_state_reason(st, reason) : "");
                         char root[PATH_MAX];
                         snprintf(root, sizeof(root), "%s/%s/root.raw", v->machine_root, name);
                         if (access(root, F_OK) < 0 || (meta.scratch_path[0] && access(meta.scratch_path, F_OK) < 0)) {

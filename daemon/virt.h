@@ -24,5 +24,7 @@ int virt_fail(struct hv_error *e, const char *what, const char *name);
 /* Our metadata of a domain; false when it has none (not an hvwgd machine). */
 bool virt_read_meta(virDomainPtr dom, struct dom_meta *meta);
 const char *virt_state_name(int state);
+/* Why a domain is in its present state, in the words of event reasons ("poweroff", …). */
+const char *virt_state_reason(int state, int reason);
 /* Undefines a domain with what libvirt keeps beside it. 0 or -1 (libvirt's error set). */
 int virt_undefine(virDomainPtr dom);

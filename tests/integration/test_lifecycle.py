@@ -46,7 +46,11 @@ def details(env, name, user=None):
 
 def main():
     a, b = h.hvwg_member(), h.second_member()
-    with h.Env(conf_extra={"Machine": {"ScratchPerCoreGiB": "1", "MemoryPerCoreMiB": "256", "KeepConsoleLogs": "2"}}) as env:
+    with h.Env(conf_extra={"Machine": {"ScratchPerCoreGiB": "1", "MemoryPerCoreMiB": "256", "KeepConsoleLogs": "2"}},
+               start=False) as env:
+        # libvirt's lifecycle events come on its own thread; HVWGD_FAULT=late-events holds each
+        # back 0.3 s, so a reply that ran ahead of the state it reports is seen
+        env.start_daemon(wrapper=("env", "HVWGD_FAULT=late-events"))
         sig = Signals(env)
         img = h.make_mbr_image(os.path.join(env.src, "m.img"), mib=64)
         rc, res, err = env.fetch("file://" + h.gzip_file(img, img + ".gz"), "m")
