@@ -26,6 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         (void)image_meta_parse(&img, s);
         free(img.source);
         free(img.table);
+        free(img.contents);
         free(s);
         return 0;
 }
