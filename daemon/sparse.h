@@ -9,15 +9,20 @@ struct sparse_writer {
         bool direct;         /* fd has O_DIRECT: writes must be block-aligned (the tail is not) */
         uint64_t off;        /* logical end of what was appended */
         uint64_t data_bytes; /* bytes actually written (non-zero blocks) */
+        uint8_t *blk;        /* the block w->off is inside: its first blk_len bytes, not yet written */
+        size_t blk_len;
+        uint8_t *bounce;     /* aligned copies of data whose memory is not aligned like its offset */
 };
 
-/* fd may have O_DIRECT set (then buffers must be 4 KiB-aligned): an unaligned tail write clears
- * it on the fd first. */
+/* fd may have O_DIRECT set: buffers of any size and alignment keep it (copied where they must
+ * be); only the image's last partial block is written without it. */
 void sparse_init(struct sparse_writer *w, int fd);
+/* Frees the writer's buffers (sparse_init again to reuse it). */
+void sparse_done(struct sparse_writer *w);
 /* True when all len bytes are zero. */
 bool sparse_is_zero(const uint8_t *p, size_t len);
 /* Appends buf. Runs of non-zero blocks go out in one pwrite; zero blocks are skipped (the file
- * was empty, so they read back as zeros). */
+ * was empty, so they read back as zeros); a block buf ends inside is written with the next. */
 int sparse_append(struct sparse_writer *w, const uint8_t *buf, size_t len, struct hv_error *e);
-/* Sets the file size to the logical end (the tail may be a hole). */
+/* Writes the last partial block, sets the file size to the logical end (the tail may be a hole). */
 int sparse_finish(struct sparse_writer *w, struct hv_error *e);
