@@ -4,6 +4,7 @@
 #include "gunzip.h"
 
 #include <errno.h>
+#include <isa-l/crc.h>
 #include <string.h>
 
 enum { H_ID1, H_ID2, H_CM, H_FLG, H_FIXED, H_XLEN, H_EXTRA, H_NAME, H_COMMENT, H_HCRC, H_DONE };
@@ -124,11 +125,10 @@ enum { G_HEADER, G_DATA, G_TRAILER, G_BETWEEN };
 
 static int engine_reset(struct gunzip *g) {
         if (g->engine == GUNZIP_ISAL) {
+                /* raw deflate: we parse the header and check the trailer ourselves (the CRC of a
+                 * member a parallel decode split is put together from its pieces) */
                 isal_inflate_init(&g->isal);
-                /* We parse the header; ISA-L inflates, then reads and checks the 8-byte trailer
-                 * (CRC32 + ISIZE) itself. Plain ISAL_GZIP_NO_HDR would swallow trailer bytes into
-                 * its bit buffer without giving them back. */
-                g->isal.crc_flag = ISAL_GZIP_NO_HDR_VER;
+                g->isal.crc_flag = ISAL_DEFLATE;
                 return 0;
         }
         if (!g->z_init) {
@@ -148,6 +148,27 @@ int gunzip_init(struct gunzip *g, enum gunzip_engine engine) {
         return engine_reset(g);
 }
 
+int gunzip_init_block(struct gunzip *g, uint64_t in_off) {
+        int r = gunzip_init(g, GUNZIP_ISAL);
+        g->state = G_DATA;
+        g->partial = true;
+        g->in_off = g->member_start = in_off;
+        return r;
+}
+
+enum gunzip_edge gunzip_edge(const struct gunzip *g) {
+        if (g->state == G_BETWEEN || (g->state == G_HEADER && g->hdr.len == 0))
+                return GZ_EDGE_MEMBER;
+        const struct inflate_state *s = &g->isal;
+        /* ISA-L goes on to the next block's header as far as the input lets it: with nothing of
+         * it read yet (no bits, no saved header bytes) that is a block boundary too */
+        if (g->engine == GUNZIP_ISAL && g->state == G_DATA &&
+            (s->block_state == ISAL_BLOCK_NEW_HDR || s->block_state == ISAL_BLOCK_HDR) && s->read_in_length == 0 &&
+            s->tmp_in_size == 0 && s->tmp_out_valid == s->tmp_out_processed && s->avail_in == 0)
+                return GZ_EDGE_BLOCK;
+        return GZ_EDGE_NONE;
+}
+
 void gunzip_done(struct gunzip *g) {
         if (g->z_init)
                 inflateEnd(&g->z);
@@ -160,7 +181,7 @@ static int bad(struct gunzip *g, struct hv_error *e, uint64_t off, const char *w
 }
 
 /* Runs the engine on deflate data. Returns 1 at the end of the member's deflate stream (the
- * trailer follows), 2 at the end of the member including its checked trailer (ISA-L). */
+ * trailer follows; g->trailer holds the bytes of it the engine read ahead). */
 static int inflate_data(struct gunzip *g, const uint8_t *in, size_t in_len, size_t *in_used,
                         uint8_t *out, size_t out_len, size_t *out_used, struct hv_error *e) {
         if (g->engine == GUNZIP_ISAL) {
@@ -171,16 +192,23 @@ static int inflate_data(struct gunzip *g, const uint8_t *in, size_t in_len, size
                 int r = isal_inflate(&g->isal);
                 *in_used = in_len - g->isal.avail_in;
                 *out_used = out_len - g->isal.avail_out;
+                g->crc = crc32_gzip_refl(g->crc, out, *out_used);
                 g->member_out += *out_used;
-                if (r == ISAL_INCORRECT_CHECKSUM) {
-                        char what[160];
-                        snprintf(what, sizeof(what), "trailer mismatch: CRC32 or length differ from the data (crc32 %08x, %llu bytes)",
-                                 g->isal.crc, (unsigned long long)g->member_out);
-                        return bad(g, e, g->in_off + *in_used - 8, what);
-                }
+                if (r == ISAL_INVALID_LOOKBACK && g->partial)
+                        g->lookback = true;
                 if (r < 0)
                         return bad(g, e, g->in_off + *in_used, "corrupt deflate data");
-                return g->isal.block_state == ISAL_BLOCK_FINISH ? 2 : 0;
+                if (g->isal.block_state != ISAL_BLOCK_FINISH)
+                        return 0;
+                /* ISA-L reads ahead: the whole bytes left in its bit buffer (after the final
+                 * block's padding) are the first bytes of the trailer */
+                unsigned pad = (unsigned)g->isal.read_in_length % 8, n = (unsigned)g->isal.read_in_length / 8;
+                uint64_t bits = g->isal.read_in >> pad;
+                g->trailer_n = 0;
+                for (unsigned i = 0; i < n && i < 8; i++)
+                        g->trailer[g->trailer_n++] = (uint8_t)(bits >> (8 * i));
+                g->isal.read_in_length = 0;
+                return 1;
         }
         g->z.next_in = (Bytef *)in;
         g->z.avail_in = (uInt)in_len;
@@ -191,8 +219,10 @@ static int inflate_data(struct gunzip *g, const uint8_t *in, size_t in_len, size
         *out_used = out_len - g->z.avail_out;
         g->crc = (uint32_t)crc32(g->crc, out, (uInt)*out_used);
         g->member_out += *out_used;
-        if (r == Z_STREAM_END)
+        if (r == Z_STREAM_END) {
+                g->trailer_n = 0;
                 return 1;
+        }
         if (r == Z_OK || r == Z_BUF_ERROR)
                 return 0;
         if (r == Z_MEM_ERROR)
@@ -209,8 +239,9 @@ int gunzip_step(struct gunzip *g, const uint8_t *in, size_t in_len, size_t *in_u
                 in_len = 1u << 30;
         if (out_len > (1u << 30))
                 out_len = 1u << 30;
-        /* In G_DATA the engine is called even without input: it may still hold output. */
-        while (op < out_len && (ip < in_len || g->state == G_DATA)) {
+        /* In G_DATA the engine is called even without input: it may still hold output; a
+         * trailer the engine read ahead whole is checked without more input too. */
+        while (op < out_len && (ip < in_len || g->state == G_DATA || (g->state == G_TRAILER && g->trailer_n == 8))) {
                 size_t iu = 0, ou = 0;
                 switch (g->state) {
                 case G_BETWEEN:
@@ -245,13 +276,8 @@ int gunzip_step(struct gunzip *g, const uint8_t *in, size_t in_len, size_t *in_u
                         r = inflate_data(g, in + ip, in_len - ip, &iu, out + op, out_len - op, &ou, e);
                         if (r < 0)
                                 goto out;
-                        if (r == 1) {
+                        if (r == 1)
                                 g->state = G_TRAILER;
-                                g->trailer_n = 0;
-                        } else if (r == 2) {
-                                g->members++; /* ISA-L checked the trailer */
-                                g->state = G_BETWEEN;
-                        }
                         r = 0;
                         break;
                 case G_TRAILER:
@@ -262,12 +288,15 @@ int gunzip_step(struct gunzip *g, const uint8_t *in, size_t in_len, size_t *in_u
                                 uint32_t crc = (uint32_t)t[0] | (uint32_t)t[1] << 8 | (uint32_t)t[2] << 16 | (uint32_t)t[3] << 24;
                                 uint32_t isize = (uint32_t)t[4] | (uint32_t)t[5] << 8 | (uint32_t)t[6] << 16 | (uint32_t)t[7] << 24;
                                 char what[128];
-                                if (crc != g->crc) {
+                                if (g->partial) { /* the caller checks it */
+                                        g->first = (struct gz_partial_end){ .ended = true, .trailer_crc = crc, .trailer_isize = isize,
+                                                                            .crc = g->crc, .len = g->member_out };
+                                        g->partial = false;
+                                } else if (crc != g->crc) {
                                         snprintf(what, sizeof(what), "CRC32 mismatch (trailer says %08x, data gives %08x)", crc, g->crc);
                                         r = bad(g, e, g->in_off + iu - 8, what);
                                         goto out;
-                                }
-                                if (isize != (uint32_t)g->member_out) {
+                                } else if (isize != (uint32_t)g->member_out) {
                                         snprintf(what, sizeof(what), "length mismatch (trailer says %u mod 2^32, data gives %llu)",
                                                  isize, (unsigned long long)g->member_out);
                                         r = bad(g, e, g->in_off + iu - 4, what);

@@ -22,6 +22,22 @@ int gz_header_feed(struct gz_header *h, const uint8_t *p, size_t n, size_t *used
 
 enum gunzip_engine { GUNZIP_ISAL, GUNZIP_ZLIB };
 
+/* Where a decoder stands between two calls: the places a chunk of a parallel decode may start. */
+enum gunzip_edge {
+        GZ_EDGE_NONE,   /* inside a header, a block or a trailer */
+        GZ_EDGE_MEMBER, /* between members (or before the first): a gzip header comes next */
+        GZ_EDGE_BLOCK,  /* inside a member, at a byte-aligned deflate block boundary */
+};
+
+/* A member that began before this decoder did (gunzip_init_block) is checked by the caller,
+ * who knows the output before it: its trailer and this decoder's share of its output. */
+struct gz_partial_end {
+        bool ended;
+        uint32_t trailer_crc, trailer_isize;
+        uint32_t crc;  /* crc32 of this decoder's share */
+        uint64_t len;
+};
+
 struct gunzip {
         enum gunzip_engine engine;
         unsigned state;
@@ -37,9 +53,17 @@ struct gunzip {
         uint64_t in_off;       /* input bytes consumed in total */
         uint64_t out_total;
         unsigned members;
+        bool partial;          /* the current member began before this decoder */
+        bool lookback;         /* the error was a back-reference before the decoder's start */
+        struct gz_partial_end first;
 };
 
 int gunzip_init(struct gunzip *g, enum gunzip_engine engine);
+/* A decoder that starts inside a member at a byte-aligned block boundary, with no window
+ * (ISA-L only): a back-reference before its start fails with g->lookback set. in_off is the
+ * input offset of its first byte, for messages. */
+int gunzip_init_block(struct gunzip *g, uint64_t in_off);
+enum gunzip_edge gunzip_edge(const struct gunzip *g);
 void gunzip_done(struct gunzip *g);
 /* Decodes from in[0..in_len) into out[0..out_len). in_used and out_used say how much was
  * consumed and produced; call again until the input is used up. Errors are BadCompression
