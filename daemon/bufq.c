@@ -62,3 +62,9 @@ int bufq_pop(struct bufq *q, struct buf **ret) {
         pthread_mutex_unlock(&q->mtx);
         return 0;
 }
+
+void bufq_wake(struct bufq *q) {
+        pthread_mutex_lock(&q->mtx);
+        pthread_cond_broadcast(&q->cond);
+        pthread_mutex_unlock(&q->mtx);
+}

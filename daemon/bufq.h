@@ -12,6 +12,7 @@ struct buf {
         size_t cap, len;
         uint64_t off; /* where the data goes, for users that write at offsets */
         bool eof; /* the last buffer of the stream (may be empty) */
+        struct bufq *home; /* where it goes back when used; NULL: the stage's default */
 };
 
 struct bufq {
@@ -28,3 +29,5 @@ void bufq_destroy(struct bufq *q);
 int bufq_push(struct bufq *q, struct buf *b);
 /* Blocks while empty; -ECANCELED once the pipeline is aborted. */
 int bufq_pop(struct bufq *q, struct buf **ret);
+/* Wakes those waiting on q at once (after the abort flag was set) rather than within 100 ms. */
+void bufq_wake(struct bufq *q);

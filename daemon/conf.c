@@ -45,6 +45,11 @@ void hv_conf_defaults(struct hv_conf *c) {
 
 /* A gzip stream of a raw image is at most a little larger than the image (stored blocks cost
  * 5 bytes per 64 KiB); 1/64 plus 1 MiB covers that with room to spare. */
+unsigned hv_conf_inflate_threads(const struct hv_conf *c, long online_cpus) {
+        long n = c->inflate_threads ? (long)c->inflate_threads : online_cpus;
+        return n < 1 ? 1 : n > 8 ? 8 : (unsigned)n;
+}
+
 uint64_t hv_conf_max_download(const struct hv_conf *c) {
         if (c->max_download_size)
                 return c->max_download_size;
@@ -300,6 +305,10 @@ static int apply(struct hv_conf *c, enum section sec, const char *k, const char 
                 *why = "expected yes or no";
                 if (strcmp(k, "AllowLoopbackRedirects") == 0)
                         return parse_bool(v, &c->allow_loopback_redirects) ?: 1;
+                if (strcmp(k, "InflateThreads") == 0) {
+                        *why = "expected 0 (the online CPUs, at most 8) to 8";
+                        return hv_parse_uint(v, 0, 8, &c->inflate_threads) ?: 1;
+                }
                 if (strcmp(k, "Inflate") == 0) {
                         *why = "expected isal or zlib";
                         return set_choice(c->inflate, sizeof(c->inflate), v, infl) ?: 1;
@@ -476,8 +485,8 @@ void hv_conf_print(FILE *f, const struct hv_conf *c) {
         fprintf(f, "[Fetch]\nMaxConcurrent=%u\nConnectTimeoutSec=%u\nStallTimeoutSec=%u\nMaxRedirects=%u\nInflate=%s\nCAPath=%s\nProxy=%s\nJobsPerUser=%u\n",
                c->max_concurrent, c->connect_timeout_sec, c->stall_timeout_sec, c->max_redirects, c->inflate, c->ca_path, c->proxy,
                c->jobs_per_user);
-        fprintf(f, "Retries=%u\nRetryMaxDelaySec=%u\nMaxBandwidth=%llu\n", c->retries, c->retry_max_delay_sec,
-                (unsigned long long)c->max_bandwidth);
+        fprintf(f, "Retries=%u\nRetryMaxDelaySec=%u\nMaxBandwidth=%llu\nInflateThreads=%u\n", c->retries, c->retry_max_delay_sec,
+                (unsigned long long)c->max_bandwidth, c->inflate_threads);
         fprintf(f, "RunningJobsPerUser=%u\nMaxQueuedJobs=%u\nLowSpeedLimit=%llu\nLowSpeedTimeSec=%u\nMaxDownloadTimeSec=%u\n"
                "MaxDownloadSize=%llu\nAllowLoopbackRedirects=%s\n",
                hv_conf_running_per_user(c), c->max_queued_jobs, (unsigned long long)c->low_speed_limit, c->low_speed_time_sec,

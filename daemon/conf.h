@@ -38,6 +38,7 @@ struct hv_conf {
         unsigned retry_max_delay_sec; /* the backoff between tries grows to this at most */
         unsigned max_redirects;
         char inflate[16];          /* isal | zlib */
+        unsigned inflate_threads;  /* threads decoding one gzip stream; 0 = the online CPUs, at most 8 */
         char ca_path[512];         /* empty: the system default */
         char proxy[512];           /* empty: libcurl's standard environment variables */
         unsigned jobs_per_user;    /* non-root callers: jobs queued or running */
@@ -57,6 +58,8 @@ struct hv_conf {
 
 /* The effective bounds the derived defaults stand for. */
 uint64_t hv_conf_max_download(const struct hv_conf *c);
+/* Threads decoding one gzip stream: InflateThreads, or (0) the online CPUs; 1 to 8. */
+unsigned hv_conf_inflate_threads(const struct hv_conf *c, long online_cpus);
 unsigned hv_conf_running_per_user(const struct hv_conf *c);
 
 /* A read-only snapshot shared by the jobs started under it: a reload makes a new one and the

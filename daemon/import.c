@@ -1,5 +1,5 @@
-/* import.c: one FetchImage job: read + SHA-512 | inflate | sparse write, then verify, inspect
- * and publish. Three threads hand whole buffers through bounded queues. */
+/* import.c: one FetchImage job: read + SHA-512 | inflate (one thread, or pinflate.c's) | sparse
+ * write, then verify, inspect and publish. The stages hand whole buffers through bounded queues. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +16,7 @@
 #include "fetch.h"
 #include "inspect.h"
 #include "log.h"
+#include "pinflate.h"
 #include "sparse.h"
 
 #define IN_BUF_SIZE (256 * 1024)
@@ -46,6 +47,8 @@ struct pipeline {
         char store_dir[HV_STORE_DIR_MAX];
         char tmp[PATH_MAX]; /* the image being written, until it is published */
         struct sparse_writer sw;
+        struct pz *pz; /* the parallel decoder, when there is one */
+        struct pz_io pz_io;
 };
 
 /* The first error wins; it aborts every stage. A stage that merely saw the abort says nothing. */
@@ -63,6 +66,8 @@ static void pipe_fail(struct pipeline *p, int r, const struct hv_error *e) {
 }
 
 static struct bufq *home(struct pipeline *p, struct buf *b) {
+        if (b->home)
+                return b->home; /* a parallel decoder's */
         return (b >= p->in_bufs && b < p->in_bufs + IN_BUFS) ? &p->in_free : &p->out_free;
 }
 
@@ -160,7 +165,9 @@ static int on_data(void *ud, const uint8_t *data, size_t n, struct hv_error *e) 
         return 0;
 }
 
-static int too_large(struct pipeline *p, uint64_t out, struct hv_error *e) {
+/* The output so far against max_size (also the parallel decoder's check_out). */
+static int too_large(void *ud, uint64_t out, struct hv_error *e) {
+        struct pipeline *p = ud;
         if (out <= p->fp->max_size)
                 return 0;
         char a[32];
@@ -244,9 +251,16 @@ static void *inflate_thread(void *arg) {
         struct pipeline *p = arg;
         struct hv_error e = { 0 };
         int r;
+        unsigned threads = hv_conf_inflate_threads(p->conf, sysconf(_SC_NPROCESSORS_ONLN));
         if (!p->fp->compressed)
                 r = inflate_all(p, NULL, &e);
-        else {
+        else if (p->fp->engine == GUNZIP_ISAL && threads > 1) {
+                /* p->pz is freed by run_pipeline once the writer has ended: it holds its buffers */
+                p->pz_io = (struct pz_io){ .in_full = &p->in_full, .in_free = &p->in_free, .out_free = &p->out_free,
+                                           .out_full = &p->out_full, .abort = job_ctl_abort(p->ctl), .threads = threads,
+                                           .in_buf_size = IN_BUF_SIZE, .check_out = too_large, .ud = p, .job = job_ctl_id(p->ctl) };
+                r = pz_stage(&p->pz_io, &p->pz, &e);
+        } else {
                 struct gunzip g;
                 r = gunzip_init(&g, p->fp->engine);
                 if (r < 0)
@@ -355,6 +369,8 @@ static int run_pipeline(struct pipeline *p, struct hv_error *e) {
         else if (job_ctl_user_canceled(p->ctl))
                 r = hv_fail(e, HV_E_CANCELED, ECANCELED, "canceled");
 out:
+        pz_free(p->pz);
+        p->pz = NULL;
         for (unsigned i = 0; i < IN_BUFS; i++)
                 free(p->in_bufs[i].data);
         for (unsigned i = 0; i < OUT_BUFS; i++)
@@ -393,6 +409,7 @@ static int verify(struct pipeline *p, char *hex, struct hv_error *e) {
 static void pipeline_free(struct pipeline *p) {
         if (!p)
                 return;
+        sparse_done(&p->sw);
         if (p->fd >= 0)
                 close(p->fd);
         if (p->tmp[0] && unlink(p->tmp) < 0 && errno != ENOENT)
@@ -454,6 +471,7 @@ static int fetch_run_job(struct job_ctl *ctl, void *payload, struct hv_error *e)
                 log_info("job %u: starting the download over from byte 0 (%s)", id, e->msg);
                 if (ftruncate(p->fd, 0) < 0)
                         return hv_fail_errno(e, HV_E_ERRNO, errno, "cannot empty %s", p->tmp);
+                sparse_done(&p->sw);
                 sparse_init(&p->sw, p->fd);
                 p->r = 0;
                 p->err = (struct hv_error){ 0 };
@@ -547,7 +565,6 @@ static void fetch_job_free(void *payload) {
         free(j->source_shown);
         free(j);
 }
-
 
 struct fetch_job *fetch_job_new(const char *target, const char *source, const struct fetch_params *fp, int *fd, bool source_public,
                                 struct hv_conf_snap *conf, gid_t group, struct store *store) {

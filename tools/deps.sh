@@ -25,6 +25,8 @@ PKGS=(
   xfsprogs
   # fetching through a real HTTP caching proxy (tests/integration/test_squid.py)
   squid
+  # bgzip: BGZF images for parallel decoding (tests/integration/test_parallel_gzip.py)
+  tabix
   # the boot test's tiny guest (tests/boot/make-guest.sh)
   linux-image-cloud-amd64 busybox-static syslinux syslinux-common mtools dosfstools cpio
 )

@@ -1,11 +1,14 @@
-/* libFuzzer target: the gzip member parser and the streaming decoder on both engines. The first
- * byte picks the input chunk size; output goes through a small buffer; at most 4 MiB is decoded.
- * When both engines accept the input they must produce the same bytes. */
+/* libFuzzer target: the gzip member parser and the streaming decoder on both engines, and the
+ * parallel decoder (pinflate.c) on two threads with small chunks. The first byte picks the
+ * input chunk size; output goes through a small buffer; at most 4 MiB is decoded. When both
+ * engines accept the input they must produce the same bytes; the parallel decoder must give
+ * the sequential one's bytes, or fail where it fails (BadCompression). */
 #include <errno.h>
 #include <string.h>
 #include <zlib.h>
 
 #include "gunzip.h"
+#include "pz_rig.h"
 
 #define OUT_MAX (4u << 20)
 
@@ -59,6 +62,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         int r2 = run(GUNZIP_ZLIB, data + 1, size - 1, chunk, &c2, &l2);
         if (r1 >= 0 && r2 >= 0 && (c1 != c2 || l1 != l2))
                 __builtin_trap();
+        uint8_t *got;
+        size_t got_len;
+        struct hv_error e = { 0 };
+        int r3 = rig_run(data + 1, size - 1, 2, 64 + chunk % 2000, 1 + chunk % 700, OUT_MAX, &got, &got_len, NULL, &e);
+        if (r1 >= 0 && (r3 < 0 || got_len != l1 || (uint32_t)crc32(0, got, (uInt)got_len) != c1))
+                __builtin_trap(); /* the parallel decode differs */
+        if (r1 < 0 && r1 != -EFBIG && (r3 >= 0 || e.kind != HV_E_BAD_COMPRESSION))
+                __builtin_trap(); /* it accepted what the sequential decode refuses */
+        free(got);
         /* the header parser alone, byte by byte */
         struct gz_header h;
         gz_header_init(&h);

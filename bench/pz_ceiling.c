@@ -1,0 +1,42 @@
+/* The parallel decoder's own speed for the import benchmark: pinflate.c on a gzip file already
+ * in memory, with N threads, output counted and dropped (the rig of the unit tests and the fuzz
+ * target: a reader thread handing 256 KiB buffers, the decoder, a consumer in order). No
+ * SHA-512, no writes: what decoding alone costs, to set beside the single-thread ISA-L ceiling.
+ * Prints seconds and output bytes. usage: pz_ceiling FILE.gz THREADS */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pz_rig.h"
+
+int main(int argc, char **argv) {
+        if (argc < 3)
+                return 2;
+        int fd = open(argv[1], O_RDONLY);
+        struct stat st;
+        if (fd < 0 || fstat(fd, &st) < 0)
+                return perror(argv[1]), 1;
+        uint8_t *in = malloc((size_t)st.st_size + 1);
+        size_t got = 0;
+        while (in && got < (size_t)st.st_size) {
+                ssize_t n = read(fd, in + got, (size_t)st.st_size - got);
+                if (n <= 0)
+                        return perror("read"), 1;
+                got += (size_t)n;
+        }
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        size_t len;
+        struct hv_error e = { 0 };
+        struct pz_io stats;
+        int r = rig_run(in, got, (unsigned)atoi(argv[2]), 0, 256 << 10, UINT64_MAX, NULL, &len, &stats, &e);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        if (r < 0)
+                return fprintf(stderr, "%s\n", e.msg), 1;
+        printf("%.3f %zu %u\n", (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9, len, stats.accepted);
+        free(in);
+        return 0;
+}
