@@ -6,6 +6,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=$(cd "$1" && pwd)
 secs=${2:-40}
+# findings of an earlier run are not this run's: start with none
+rm -rf "$build/fuzz-artifacts"
 mkdir -p "$build/fuzz-artifacts"
 for t in mbr gzip conf uri opts context imagelist contents; do
   work="$build/fuzz-work/$t"

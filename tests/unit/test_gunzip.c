@@ -9,23 +9,7 @@
 #include <zlib.h>
 
 #include "gunzip.h"
-
-struct bytes {
-        uint8_t *p;
-        size_t n, cap;
-};
-
-static void put(struct bytes *b, const void *p, size_t n) {
-        if (n > ((size_t)1 << 40))
-                abort(); /* tells gcc -O3 the sum below cannot wrap */
-        if (b->n + n + 1 > b->cap) {
-                b->cap = (b->n + n + 1) * 2;
-                b->p = realloc(b->p, b->cap);
-                assert_non_null(b->p);
-        }
-        memcpy(b->p + b->n, p, n);
-        b->n += n;
-}
+#include "bytes.h"
 
 static void put_le32(struct bytes *b, uint32_t v) {
         uint8_t x[4] = { (uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24) };

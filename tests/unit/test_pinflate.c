@@ -14,23 +14,7 @@
 
 #include "../fuzz/pz_rig.h"
 #include "gunzip.h"
-
-struct bytes {
-        uint8_t *p;
-        size_t n, cap;
-};
-
-static void put(struct bytes *b, const void *p, size_t n) {
-        if (n > ((size_t)1 << 40))
-                abort();
-        if (b->n + n + 1 > b->cap) {
-                b->cap = (b->n + n + 1) * 2;
-                b->p = realloc(b->p, b->cap);
-                assert_non_null(b->p);
-        }
-        memcpy(b->p + b->n, p, n);
-        b->n += n;
-}
+#include "bytes.h"
 
 /* Text-like data with zero runs and repeats far apart (back-references across flush points). */
 static uint8_t *sample(size_t n, unsigned seed) {
