@@ -41,55 +41,56 @@ static int write_at(struct sparse_writer *w, const uint8_t *p, size_t len, uint6
         int r = hv_pwrite_all(w->fd, p, len, off);
         if (r < 0)
                 return hv_fail_errno(e, HV_E_ERRNO, -r, "writing the image at byte %llu", (unsigned long long)off);
+        w->data_bytes += len;
         return 0;
 }
 
-/* One run of data at a block-aligned offset; its length is whole blocks except at the end. */
-static int write_run(struct sparse_writer *w, const uint8_t *p, size_t len, uint64_t off, struct hv_error *e) {
-        if (len == 0)
-                return 0;
-        w->data_bytes += len;
-        if (w->direct && len % SPARSE_BLOCK) {
-                /* only the image's last block can be partial: finish without O_DIRECT */
-                int fl = fcntl(w->fd, F_GETFL);
-                if (fl < 0 || fcntl(w->fd, F_SETFL, fl & ~O_DIRECT) < 0)
-                        return hv_fail_errno(e, HV_E_ERRNO, errno, "clearing O_DIRECT for the image's tail");
-                w->direct = false;
-        }
-        if (!w->direct || (uintptr_t)p % SPARSE_BLOCK == 0)
-                return write_at(w, p, len, off, e);
+static int flush_bounce(struct sparse_writer *w, struct hv_error *e) {
+        int r = w->bounce_len ? write_at(w, w->bounce, w->bounce_len, w->bounce_off, e) : 0;
+        w->bounce_len = 0;
+        return r;
+}
+
+/* A non-zero block whose memory is not aligned like its offset: copied into the bounce buffer,
+ * which goes out in one write per run of contiguous blocks (or when full). */
+static int bounce_block(struct sparse_writer *w, const uint8_t *p, uint64_t off, struct hv_error *e) {
+        int r;
+        if (w->bounce_len && (w->bounce_off + w->bounce_len != off || w->bounce_len == SPARSE_BOUNCE) &&
+            (r = flush_bounce(w, e)) < 0)
+                return r;
         if (!w->bounce && posix_memalign((void **)&w->bounce, SPARSE_BLOCK, SPARSE_BOUNCE) != 0) {
                 w->bounce = NULL;
                 return hv_fail(e, HV_E_ERRNO, ENOMEM, "out of memory");
         }
-        for (size_t done = 0; done < len;) {
-                size_t n = len - done < SPARSE_BOUNCE ? len - done : SPARSE_BOUNCE;
-                memcpy(w->bounce, p + done, n);
-                int r = write_at(w, w->bounce, n, off + done, e);
-                if (r < 0)
-                        return r;
-                done += n;
-        }
+        if (!w->bounce_len)
+                w->bounce_off = off;
+        memcpy(w->bounce + w->bounce_len, p, SPARSE_BLOCK);
+        w->bounce_len += SPARSE_BLOCK;
         return 0;
 }
 
-/* Whole blocks at block-aligned offset off: runs of non-zero blocks go out in one write each. */
+/* Whole blocks at block-aligned offset off: runs of non-zero blocks go out in one write each
+ * (through the bounce buffer when O_DIRECT cannot take buf's memory as it is). */
 static int put_blocks(struct sparse_writer *w, const uint8_t *buf, size_t len, uint64_t off, struct hv_error *e) {
+        bool bounce = w->direct && (uintptr_t)buf % SPARSE_BLOCK;
         size_t run_start = 0;
         bool in_run = false;
+        int r;
         for (size_t i = 0; i < len; i += SPARSE_BLOCK) {
                 bool zero = sparse_is_zero(buf + i, SPARSE_BLOCK);
-                if (!zero && !in_run) {
+                if (bounce) {
+                        if (!zero && (r = bounce_block(w, buf + i, off + i, e)) < 0)
+                                return r;
+                } else if (!zero && !in_run) {
                         run_start = i;
                         in_run = true;
                 } else if (zero && in_run) {
-                        int r = write_run(w, buf + run_start, i - run_start, off + run_start, e);
-                        if (r < 0)
+                        if ((r = write_at(w, buf + run_start, i - run_start, off + run_start, e)) < 0)
                                 return r;
                         in_run = false;
                 }
         }
-        return in_run ? write_run(w, buf + run_start, len - run_start, off + run_start, e) : 0;
+        return in_run ? write_at(w, buf + run_start, len - run_start, off + run_start, e) : 0;
 }
 
 int sparse_append(struct sparse_writer *w, const uint8_t *buf, size_t len, struct hv_error *e) {
@@ -105,7 +106,10 @@ int sparse_append(struct sparse_writer *w, const uint8_t *buf, size_t len, struc
                 memcpy(w->blk + w->blk_len, buf, i);
                 w->blk_len += i;
                 if (w->blk_len == SPARSE_BLOCK) {
-                        if ((r = put_blocks(w, w->blk, SPARSE_BLOCK, w->off + i - SPARSE_BLOCK, e)) < 0)
+                        /* through the bounce buffer when direct: it joins the run after it */
+                        uint64_t at = w->off + i - SPARSE_BLOCK;
+                        if (!sparse_is_zero(w->blk, SPARSE_BLOCK) &&
+                            (r = w->direct ? bounce_block(w, w->blk, at, e) : write_at(w, w->blk, SPARSE_BLOCK, at, e)) < 0)
                                 return r;
                         w->blk_len = 0;
                 }
@@ -121,9 +125,16 @@ int sparse_append(struct sparse_writer *w, const uint8_t *buf, size_t len, struc
 }
 
 int sparse_finish(struct sparse_writer *w, struct hv_error *e) {
+        int r = flush_bounce(w, e);
+        if (r < 0)
+                return r;
         if (w->blk_len && !sparse_is_zero(w->blk, w->blk_len)) {
-                int r = write_run(w, w->blk, w->blk_len, w->off - w->blk_len, e);
-                if (r < 0)
+                /* only the image's last block can be partial: written without O_DIRECT */
+                int fl = fcntl(w->fd, F_GETFL);
+                if (w->direct && (fl < 0 || fcntl(w->fd, F_SETFL, fl & ~O_DIRECT) < 0))
+                        return hv_fail_errno(e, HV_E_ERRNO, errno, "clearing O_DIRECT for the image's tail");
+                w->direct = false;
+                if ((r = write_at(w, w->blk, w->blk_len, w->off - w->blk_len, e)) < 0)
                         return r;
         }
         w->blk_len = 0;

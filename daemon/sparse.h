@@ -12,6 +12,8 @@ struct sparse_writer {
         uint8_t *blk;        /* the block w->off is inside: its first blk_len bytes, not yet written */
         size_t blk_len;
         uint8_t *bounce;     /* aligned copies of data whose memory is not aligned like its offset */
+        size_t bounce_len;   /* a run of blocks from bounce_off, not yet written */
+        uint64_t bounce_off;
 };
 
 /* fd may have O_DIRECT set: buffers of any size and alignment keep it (copied where they must
