@@ -326,6 +326,8 @@ static int run_seq(struct pz *pz, struct hv_error *e) {
         struct sink k = { .free = pz->io->out_free, .full = pz->io->out_full, .pz = pz };
         int r = decode(&pz->cur, pz->carry, pz->carry_len, &k, e);
         pz->carry_len = 0;
+        if (r >= 0)
+                r = settle(pz, e); /* a member split before may end in the carry */
         while (r >= 0 && !pz->in_eof) {
                 struct buf *b;
                 if ((r = bufq_pop(pz->io->in_full, &b)) < 0)
@@ -491,7 +493,7 @@ int pz_stage(struct pz_io *io, struct pz **pz, struct hv_error *e) {
                 return hv_fail(e, HV_E_ERRNO, ENOMEM, "out of memory setting up parallel decoding");
         int r = pz_run(*pz, e);
         if (r >= 0)
-                log_info("job %u: gzip decoded on %u threads: %u chunks side by side, %u of them again in order%s", io->job,
-                         (*pz)->n_threads_used, io->chunks, io->redone, io->gave_up ? " (then one thread)" : "");
+                log_info("job %u: gzip decoded on %u threads: %u chunks side by side, %u again in order (of %u started)%s",
+                         io->job, (*pz)->n_threads_used, io->accepted, io->redone, io->chunks, io->gave_up ? ", then one thread" : "");
         return r;
 }

@@ -203,6 +203,40 @@ static void test_false_boundaries(void **state) {
         free(d);
 }
 
+/* One member: independent flush points first, then dependent ones (it goes on one thread in
+ * the middle of the member); its trailer is checked whichever decoder ends it: a wrong CRC32 or
+ * ISIZE is refused by both decoders. */
+static void test_mixed_flushes(void **state) {
+        (void)state;
+        size_t n = 400000;
+        uint8_t *d = sample(n, 6);
+        struct bytes gz = { 0 };
+        z_stream z = { 0 };
+        assert_int_equal(deflateInit2(&z, 6, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY), Z_OK);
+        size_t cap = deflateBound(&z, n) + 4096;
+        uint8_t *buf = malloc(cap);
+        z.next_out = buf;
+        z.avail_out = (uInt)cap;
+        for (size_t pos = 0; pos < n; pos += 10000) {
+                z.next_in = d + pos;
+                z.avail_in = 10000;
+                int r = deflate(&z, pos + 10000 >= n ? Z_FINISH : pos < n / 2 ? Z_FULL_FLUSH : Z_SYNC_FLUSH);
+                assert_true(r == Z_OK || r == Z_STREAM_END);
+        }
+        put(&gz, buf, cap - z.avail_out);
+        deflateEnd(&z);
+        free(buf);
+        same_as_sequential(&gz, NULL);
+        size_t backs[] = { 8, 1 }; /* a byte of the CRC32, then of ISIZE */
+        for (unsigned i = 0; i < 2; i++) {
+                gz.p[gz.n - backs[i]] ^= 1;
+                compare(&gz, NULL, false);
+                gz.p[gz.n - backs[i]] ^= 1;
+        }
+        free(gz.p);
+        free(d);
+}
+
 static void test_dependent_flushes(void **state) {
         (void)state;
         size_t n = 600000;
@@ -262,7 +296,8 @@ static void test_limit(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_find_cut),        cmocka_unit_test(test_single_member), cmocka_unit_test(test_members),
-                cmocka_unit_test(test_independent_flushes), cmocka_unit_test(test_dependent_flushes), cmocka_unit_test(test_false_boundaries), cmocka_unit_test(test_corrupt),
+                cmocka_unit_test(test_independent_flushes), cmocka_unit_test(test_dependent_flushes), cmocka_unit_test(test_false_boundaries),
+                cmocka_unit_test(test_mixed_flushes), cmocka_unit_test(test_corrupt),
                 cmocka_unit_test(test_limit),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
