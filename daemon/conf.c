@@ -43,13 +43,13 @@ void hv_conf_defaults(struct hv_conf *c) {
         c->refresh_sec = 3600;
 }
 
-/* A gzip stream of a raw image is at most a little larger than the image (stored blocks cost
- * 5 bytes per 64 KiB); 1/64 plus 1 MiB covers that with room to spare. */
 unsigned hv_conf_inflate_threads(const struct hv_conf *c, long online_cpus) {
         long n = c->inflate_threads ? (long)c->inflate_threads : online_cpus;
         return n < 1 ? 1 : n > 8 ? 8 : (unsigned)n;
 }
 
+/* A gzip stream of a raw image is at most a little larger than the image (stored blocks cost
+ * 5 bytes per 64 KiB); 1/64 plus 1 MiB covers that with room to spare. */
 uint64_t hv_conf_max_download(const struct hv_conf *c) {
         if (c->max_download_size)
                 return c->max_download_size;
