@@ -105,8 +105,7 @@ int bus_close_dict_array(sd_bus_message *reply) {
         return r;
 }
 
-/* The first argument names an image that exists. */
-static int read_image(struct manager *m, sd_bus_message *msg, const char **name, struct image **img, sd_bus_error *ret) {
+int bus_read_image(struct manager *m, sd_bus_message *msg, const char **name, struct image **img, sd_bus_error *ret) {
         int r = read_name(msg, "image", name, ret);
         if (r < 0)
                 return r;
@@ -315,7 +314,7 @@ static int method_inspect_image(sd_bus_message *msg, void *ud, sd_bus_error *ret
         struct manager *m = ud;
         const char *name;
         struct image *img;
-        int r = read_image(m, msg, &name, &img, ret);
+        int r = bus_read_image(m, msg, &name, &img, ret);
         if (r < 0)
                 return r;
         if (!img->table)
@@ -340,7 +339,7 @@ static int method_get_image(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
         struct manager *m = ud;
         const char *name;
         struct image *img;
-        int r = read_image(m, msg, &name, &img, ret);
+        int r = bus_read_image(m, msg, &name, &img, ret);
         if (r < 0)
                 return r;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;

@@ -78,6 +78,8 @@ int bus_fail(sd_bus_error *ret, enum hv_kind kind, const char *fmt, ...) HV_PRIN
 int bus_reply_error(sd_bus_error *ret, const struct hv_error *e);
 int bus_check_string(const char *s, const char *what, sd_bus_error *ret);
 int bus_check_name(const char *name, const char *what, sd_bus_error *ret);
+/* Reads the first argument: the name of an image that exists (NoSuchImage otherwise). */
+int bus_read_image(struct manager *m, sd_bus_message *msg, const char **name, struct image **img, sd_bus_error *ret);
 /* The a{sv} options read into v (strings point into msg); opts.c judges them. The context's
  * values (ay, a{ss}, a{say}) go to ctx, or are skipped when it is NULL. */
 struct context_input;

@@ -10,12 +10,10 @@
 int bus_method_inspect_image_contents(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
         struct manager *m = ud;
         const char *name;
-        int r = sd_bus_message_read(msg, "s", &name);
-        if (r < 0 || (r = bus_check_name(name, "image", ret)) < 0)
+        struct image *img;
+        int r = bus_read_image(m, msg, &name, &img, ret);
+        if (r < 0)
                 return r;
-        struct image *img = store_find(&m->store, name);
-        if (!img)
-                return bus_fail(ret, HV_E_NO_SUCH_IMAGE, "no image named %s", name);
         static const struct contents none = { 0 };
         const struct contents *c = img->contents ? img->contents : &none;
         _cleanup_free_ struct ct_finding *f = calloc(CT_MAX_FINDINGS, sizeof(*f));
