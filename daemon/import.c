@@ -176,53 +176,8 @@ static int too_large(void *ud, uint64_t out, struct hv_error *e) {
                        (unsigned long long)out);
 }
 
-/* An empty output buffer from the free queue into *out (if it has none). */
-static int take_out(struct pipeline *p, struct buf **out) {
-        if (*out)
-                return 0;
-        int r = bufq_pop(&p->out_free, out);
-        if (r < 0)
-                return r;
-        (*out)->len = 0;
-        (*out)->eof = false;
-        return 0;
-}
-
-/* One input buffer through the decoder into output buffers (passed on as they fill). */
-static int inflate_buf(struct pipeline *p, struct gunzip *g, struct buf *b, struct buf **out, uint64_t *total_out,
-                       struct hv_error *e) {
-        size_t pos = 0, ou;
-        bool eof = b->eof;
-        do {
-                int r = take_out(p, out);
-                if (r < 0)
-                        return r;
-                size_t iu;
-                struct buf *o = *out;
-                if ((r = gunzip_step(g, b->data + pos, b->len - pos, &iu, o->data + o->len, o->cap - o->len, &ou, e)) < 0)
-                        return r;
-                pos += iu;
-                o->len += ou;
-                *total_out += ou;
-                if ((r = too_large(p, *total_out, e)) < 0)
-                        return r;
-                bool full = o->len == o->cap;
-                if (full) {
-                        *out = NULL;
-                        if ((r = bufq_push(&p->out_full, o)) < 0)
-                                return r;
-                } else if (iu == 0 && ou == 0 && pos < b->len)
-                        return hv_fail(e, HV_E_BAD_COMPRESSION, EBADMSG, "decompressor stuck at byte offset %llu",
-                                       (unsigned long long)g->in_off);
-                if (full && eof)
-                        ou = 1; /* output room ran out: drain the decoder again */
-        } while (pos < b->len || (eof && ou > 0));
-        return 0;
-}
-
-/* Input buffers through the decoder (g NULL: a raw source, its buffers go straight on). */
-static int inflate_all(struct pipeline *p, struct gunzip *g, struct hv_error *e) {
-        struct buf *out = NULL;
+/* A raw source: its buffers go straight on to the writer (gzip goes through pinflate.c). */
+static int pass_raw(struct pipeline *p, struct hv_error *e) {
         uint64_t total_out = 0;
         for (;;) {
                 struct buf *b;
@@ -230,20 +185,9 @@ static int inflate_all(struct pipeline *p, struct gunzip *g, struct hv_error *e)
                 if (r < 0)
                         return r;
                 bool eof = b->eof;
-                if (!g) {
-                        total_out += b->len;
-                        if ((r = too_large(p, total_out, e)) < 0 || (r = bufq_push(&p->out_full, b)) < 0 || eof)
-                                return r;
-                        continue;
-                }
-                if ((r = inflate_buf(p, g, b, &out, &total_out, e)) < 0 || (r = bufq_push(&p->in_free, b)) < 0)
+                total_out += b->len;
+                if ((r = too_large(p, total_out, e)) < 0 || (r = bufq_push(&p->out_full, b)) < 0 || eof)
                         return r;
-                if (!eof)
-                        continue;
-                if ((r = gunzip_finish(g, e)) < 0 || (r = take_out(p, &out)) < 0)
-                        return r;
-                out->eof = true;
-                return bufq_push(&p->out_full, out);
         }
 }
 
@@ -251,24 +195,17 @@ static void *inflate_thread(void *arg) {
         struct pipeline *p = arg;
         struct hv_error e = { 0 };
         int r;
-        unsigned threads = hv_conf_inflate_threads(p->conf, sysconf(_SC_NPROCESSORS_ONLN));
         if (!p->fp->compressed)
-                r = inflate_all(p, NULL, &e);
-        else if (p->fp->engine == GUNZIP_ISAL && threads > 1) {
-                /* p->pz is freed by run_pipeline once the writer has ended: it holds its buffers */
+                r = pass_raw(p, &e);
+        else {
+                /* one thread or several (pinflate.c); p->pz is freed by run_pipeline once the
+                 * writer has ended: it holds the decoder's buffers */
+                unsigned threads = hv_conf_inflate_threads(p->conf, sysconf(_SC_NPROCESSORS_ONLN));
                 p->pz_io = (struct pz_io){ .in_full = &p->in_full, .in_free = &p->in_free, .out_free = &p->out_free,
-                                           .out_full = &p->out_full, .abort = job_ctl_abort(p->ctl), .threads = threads,
-                                           .in_buf_size = IN_BUF_SIZE, .check_out = too_large, .ud = p, .job = job_ctl_id(p->ctl) };
+                                           .out_full = &p->out_full, .abort = job_ctl_abort(p->ctl), .engine = p->fp->engine,
+                                           .threads = threads, .in_buf_size = IN_BUF_SIZE, .check_out = too_large, .ud = p,
+                                           .job = job_ctl_id(p->ctl) };
                 r = pz_stage(&p->pz_io, &p->pz, &e);
-        } else {
-                struct gunzip g;
-                r = gunzip_init(&g, p->fp->engine);
-                if (r < 0)
-                        hv_fail(&e, HV_E_ERRNO, -r, "cannot initialise the decompressor");
-                else {
-                        r = inflate_all(p, &g, &e);
-                        gunzip_done(&g);
-                }
         }
         if (r < 0)
                 pipe_fail(p, r, &e);

@@ -324,10 +324,12 @@ static int consume(struct pz *pz, struct slot *s, struct hv_error *e) {
 /* In order only: the carry, then each input buffer straight from the queue. */
 static int run_seq(struct pz *pz, struct hv_error *e) {
         struct sink k = { .free = pz->io->out_free, .full = pz->io->out_full, .pz = pz };
-        int r = decode(&pz->cur, pz->carry, pz->carry_len, &k, e);
-        pz->carry_len = 0;
-        if (r >= 0)
-                r = settle(pz, e); /* a member split before may end in the carry */
+        int r = 0;
+        if (pz->carry_len) { /* a member split before may end in it */
+                if ((r = decode(&pz->cur, pz->carry, pz->carry_len, &k, e)) >= 0)
+                        r = settle(pz, e);
+                pz->carry_len = 0;
+        }
         while (r >= 0 && !pz->in_eof) {
                 struct buf *b;
                 if ((r = bufq_pop(pz->io->in_full, &b)) < 0)
@@ -375,6 +377,7 @@ void pz_free(struct pz *pz) {
         free(pz->carry);
         free(pz->threads);
         free(pz->queue);
+        gunzip_done(&pz->cur);
         pthread_cond_destroy(&pz->cond);
         pthread_mutex_destroy(&pz->mtx);
         free(pz);
@@ -384,11 +387,19 @@ struct pz *pz_new(struct pz_io *io) {
         struct pz *pz = calloc(1, sizeof(*pz));
         if (!pz)
                 return NULL;
-        unsigned threads = io->threads < 2 ? 2 : io->threads > PZ_MAX_THREADS ? PZ_MAX_THREADS : io->threads;
-        unsigned n = threads + PZ_AHEAD;
         *pz = (struct pz){ .io = io, .chunk_max = io->chunk_max ? io->chunk_max : PZ_CHUNK_MAX, .carry_kind = PZ_MEMBER, .ratio = 4.0 };
         pthread_mutex_init(&pz->mtx, NULL);
         pthread_cond_init(&pz->cond, NULL);
+        if (io->threads < 2 || io->engine != GUNZIP_ISAL) { /* in order from the start: no pool, no chunks */
+                pz->seq = true;
+                if (gunzip_init(&pz->cur, io->engine) < 0) {
+                        pz_free(pz);
+                        return NULL;
+                }
+                return pz;
+        }
+        unsigned threads = io->threads > PZ_MAX_THREADS ? PZ_MAX_THREADS : io->threads;
+        unsigned n = threads + PZ_AHEAD;
         pz->threads = calloc(threads, sizeof(*pz->threads));
         pz->queue = calloc(n, sizeof(*pz->queue));
         size_t buf_size = io->out_buf ? io->out_buf : PZ_OUT_BUF;
@@ -492,7 +503,7 @@ int pz_stage(struct pz_io *io, struct pz **pz, struct hv_error *e) {
         if (!(*pz = pz_new(io)))
                 return hv_fail(e, HV_E_ERRNO, ENOMEM, "out of memory setting up parallel decoding");
         int r = pz_run(*pz, e);
-        if (r >= 0)
+        if (r >= 0 && (*pz)->n_threads_used)
                 log_info("job %u: gzip decoded on %u threads: %u chunks side by side, %u again in order (of %u started)%s",
                          io->job, (*pz)->n_threads_used, io->accepted, io->redone, io->chunks, io->gave_up ? ", then one thread" : "");
         return r;

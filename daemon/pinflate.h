@@ -1,4 +1,5 @@
-/* pinflate.h: gzip decoding on several threads. The compressed stream is cut into chunks at
+/* pinflate.h: an import's gzip decoding stage, on one thread (threads 1, or zlib) or on
+ * several. For several, the compressed stream is cut into chunks at
  * the places a decoder can start without knowing what came before — gzip member headers
  * (concatenated members, BGZF) and byte-aligned flush points (pigz --independent); chunks are
  * decoded speculatively side by side and their output goes on in order, each one only once the
@@ -33,7 +34,8 @@ struct pz_io {
          * Buffers of the decoding threads carry their own home queue (struct buf.home). */
         struct bufq *in_full, *in_free, *out_free, *out_full;
         atomic_bool *abort;
-        unsigned threads;
+        enum gunzip_engine engine; /* zlib decodes on one thread */
+        unsigned threads;          /* 1: one thread (the coordinator's own), no pool */
         size_t in_buf_size; /* the size of an input buffer */
         size_t chunk_max;   /* 0: PZ_CHUNK_MAX (tests use small chunks) */
         size_t out_buf;     /* 0: PZ_OUT_BUF, the size of a decoding thread's output buffer */
@@ -48,12 +50,13 @@ struct pz_io {
 };
 
 struct pz;
-/* The decoder's threads' buffers and queues (the memory bound above); NULL: out of memory. */
+/* The decoder's threads' buffers and queues (the memory bound above; none for one thread);
+ * NULL: out of memory. */
 struct pz *pz_new(struct pz_io *io);
 /* Decodes the whole stream; on return its own threads have ended. 0, or a negative errno with
  * e set (the error the sequential decoder gives). */
 int pz_run(struct pz *pz, struct hv_error *e);
 /* Only once nobody holds its output buffers any more (the writer has ended). */
 void pz_free(struct pz *pz);
-/* pz_new + pz_run, with a line in the log on how it went; *pz is the caller's to pz_free. */
+/* pz_new + pz_run, with a line in the log on how the threads did; *pz is the caller's to pz_free. */
 int pz_stage(struct pz_io *io, struct pz **pz, struct hv_error *e);
