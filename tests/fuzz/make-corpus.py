@@ -53,6 +53,25 @@ def gzip_seeds():
         open(os.path.join(out, name), "wb").write(b"\x07" + data)
 
 
+def dspec_seeds():
+    """Raw deflate with several blocks (flushes between pieces, a stored stretch); the first
+    byte picks where the speculative decoder starts (0x80: the block the finder finds)."""
+    out = os.path.join(here, "corpus/dspec")
+    os.makedirs(out, exist_ok=True)
+    text = b"".join(b"line %d of a small image, word %d\n" % (i, i * 7919 % 1000) for i in range(1500))
+    rnd = bytes((i * 2654435761 >> 13) & 0xff for i in range(6000))
+    for level in (1, 6, 9):
+        c = zlib.compressobj(level, zlib.DEFLATED, -15)
+        raw = b""
+        for k in range(0, len(text), 9000):
+            raw += c.compress(text[k:k + 9000]) + c.flush(zlib.Z_SYNC_FLUSH if k % 18000 else zlib.Z_FULL_FLUSH)
+            if k == 18000:
+                raw += c.compress(rnd) + c.flush(zlib.Z_SYNC_FLUSH)
+        raw += c.flush()
+        for first in (0x80, 0x00, 0x03):
+            open(os.path.join(out, "level%d-%02x" % (level, first)), "wb").write(bytes([first]) + raw)
+
+
 def conf_seeds():
     out = os.path.join(here, "corpus/conf")
     os.makedirs(out, exist_ok=True)
@@ -84,5 +103,6 @@ def context_seeds():
 if __name__ == "__main__":
     mbr_seeds()
     gzip_seeds()
+    dspec_seeds()
     conf_seeds()
     context_seeds()

@@ -9,7 +9,7 @@ secs=${2:-40}
 # findings of an earlier run are not this run's: start with none
 rm -rf "$build/fuzz-artifacts"
 mkdir -p "$build/fuzz-artifacts"
-for t in mbr gzip conf uri opts context imagelist contents; do
+for t in mbr gzip dspec conf uri opts context imagelist contents; do
   work="$build/fuzz-work/$t"
   mkdir -p "$work"
   echo "fuzz_$t: ${secs}s"

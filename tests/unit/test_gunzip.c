@@ -16,22 +16,6 @@ static void put_le32(struct bytes *b, uint32_t v) {
         put(b, x, 4);
 }
 
-/* Raw deflate of data. */
-static void deflate_raw(struct bytes *out, const uint8_t *data, size_t n, int level) {
-        z_stream z = { 0 };
-        assert_int_equal(deflateInit2(&z, level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY), Z_OK);
-        size_t cap = deflateBound(&z, n);
-        uint8_t *buf = malloc(cap);
-        z.next_in = (Bytef *)data;
-        z.avail_in = (uInt)n;
-        z.next_out = buf;
-        z.avail_out = (uInt)cap;
-        assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
-        put(out, buf, cap - z.avail_out);
-        deflateEnd(&z);
-        free(buf);
-}
-
 /* One gzip member with the given header flags (FEXTRA/FNAME/FCOMMENT/FHCRC). */
 static void member(struct bytes *out, const uint8_t *data, size_t n, uint8_t flags) {
         struct bytes h = { 0 };

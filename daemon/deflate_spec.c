@@ -1,0 +1,335 @@
+/* deflate_spec.c: see deflate_spec.h. The decoder's output is 16-bit symbols so a byte the chunk
+ * cannot know yet can stand as a marker. Only the start of a chunk runs here — until its output
+ * is clean or the window is known — so simplicity beats speed, within reason. */
+#include <stdlib.h>
+
+#include "deflate_bits.h"
+
+enum { ST_HEADER, ST_CODES, ST_STORED };
+
+struct ds {
+        struct bits b;
+        uint64_t end;
+        const atomic_bool *yield;
+        unsigned state;
+        unsigned stored_left;
+        bool last; /* the current block is the final one */
+        struct huff lit, dist;
+        uint64_t total;       /* symbols put out */
+        int64_t last_marker;  /* the index of the last marker put out, -1: none */
+        uint16_t hist[DS_WIN]; /* the last DS_WIN symbols (a ring) */
+};
+
+struct ds *ds_new(void) { return calloc(1, sizeof(struct ds)); }
+
+void ds_free(struct ds *d) { free(d); }
+
+void ds_start(struct ds *d, const uint8_t *p, size_t n, uint64_t bit, uint64_t end, const atomic_bool *yield) {
+        bits_at(&d->b, p, n, bit < (uint64_t)n * 8 ? bit : 0);
+        if (bit >= (uint64_t)n * 8)
+                d->b.ip = n, d->b.cnt = 0, d->b.buf = 0;
+        d->end = end;
+        d->yield = yield;
+        d->state = ST_HEADER;
+        d->total = 0;
+        d->last_marker = -1;
+}
+
+uint64_t ds_bit(const struct ds *d) { return bit_pos(&d->b); }
+
+uint64_t ds_total(const struct ds *d) { return d->total; }
+
+void ds_window(const struct ds *d, uint8_t *win) {
+        for (uint32_t i = 0; i < DS_WIN; i++)
+                win[i] = (uint8_t)d->hist[(d->total + i) & (DS_WIN - 1)];
+}
+
+int ds_window_known(const struct ds *d, const uint8_t *known, uint64_t avail, uint8_t *win, size_t *len) {
+        uint64_t have = avail + d->total;
+        size_t n = have < DS_WIN ? (size_t)have : DS_WIN;
+        for (size_t i = 0; i < n; i++) {
+                int64_t at = (int64_t)d->total - (int64_t)n + (int64_t)i; /* < 0: before the chunk */
+                uint16_t v = at < 0 ? known[DS_WIN + at] : d->hist[at & (DS_WIN - 1)];
+                if (v >= DS_MARKER) {
+                        unsigned w = v - DS_MARKER;
+                        if (DS_WIN - w > avail)
+                                return -1;
+                        v = known[w];
+                }
+                win[i] = (uint8_t)v;
+        }
+        *len = n;
+        return 0;
+}
+
+static int header(struct ds *d) {
+        uint64_t at = bit_pos(&d->b);
+        if (at == d->end)
+                return DS_END;
+        if (at > d->end)
+                return DS_EINPUT;
+        if ((int64_t)d->total - d->last_marker - 1 >= (int64_t)DS_WIN)
+                return DS_CLEAN;
+        if (d->yield && atomic_load_explicit(d->yield, memory_order_acquire))
+                return DS_YIELD;
+        int64_t v = get(&d->b, 3);
+        if (v < 0)
+                return DS_EINPUT;
+        if (v & 1)
+                return DS_EFINAL;
+        switch (v >> 1) {
+        case 0: {
+                (void)get(&d->b, d->b.cnt % 8);
+                int64_t l = get(&d->b, 16), nl = get(&d->b, 16);
+                if (l < 0 || nl < 0)
+                        return DS_EINPUT;
+                if ((l ^ nl) != 0xffff)
+                        return DS_EDATA;
+                d->stored_left = (unsigned)l;
+                d->state = ST_STORED;
+                return DS_MORE;
+        }
+        case 1:
+                dsb_fixed_codes(&d->lit, &d->dist);
+                break;
+        case 2: {
+                int r = dsb_read_dynamic(&d->b, &d->lit, &d->dist);
+                if (r < 0)
+                        return r;
+                break;
+        }
+        default:
+                return DS_EDATA;
+        }
+        d->state = ST_CODES;
+        return DS_MORE;
+}
+
+/* The symbol `back` places before out[o]: this call's output, the ring (the calls before), or a
+ * marker for the window before the chunk. */
+static inline uint16_t behind(const struct ds *d, const uint16_t *out, size_t o, uint64_t base, unsigned back) {
+        if (back <= o)
+                return out[o - back];
+        uint64_t before = back - o;
+        if (before <= base)
+                return d->hist[(base - before) & (DS_WIN - 1)];
+        return (uint16_t)(DS_MARKER + DS_WIN - (before - base));
+}
+
+/* The ring gets the last symbols of this call's output. */
+static void keep(struct ds *d, const uint16_t *out, size_t o, uint64_t base) {
+        size_t k = o < DS_WIN ? o : DS_WIN;
+        uint64_t pos = base + o - k;
+        size_t at = (size_t)(pos & (DS_WIN - 1)), first = DS_WIN - at < k ? DS_WIN - at : k;
+        memcpy(d->hist + at, out + o - k, first * sizeof(*out));
+        memcpy(d->hist, out + o - k + first, (k - first) * sizeof(*out));
+        d->total = base + o;
+}
+
+/* The inner loop while at least 8 bytes of input are left: one refill gives the 48 bits a literal
+ * or a length/distance pair can take; codes longer than LB bits take decode_sym's slow path.
+ * The bit reader lives in locals here (kept in registers). Returns the new output count; *r is
+ * set on an error; d->state at the block's end. */
+static size_t fast_codes(struct ds *d, uint16_t *out, size_t o, size_t cap, uint64_t base, int *r) {
+        const uint16_t *lf = d->lit.fast, *df = d->dist.fast;
+        const uint8_t *p = d->b.p;
+        size_t ip = d->b.ip, n = d->b.n;
+        uint64_t buf = d->b.buf;
+        unsigned cnt = d->b.cnt;
+        int64_t last_marker = d->last_marker;
+#define SLOW(h, s)                                                                         \
+        do {                                                                               \
+                d->b = (struct bits){ .p = p, .n = n, .ip = ip, .buf = buf, .cnt = cnt }; \
+                if ((s = decode_sym(&d->b, h)) < 0) /* not with 56 bits: a complete code */ \
+                        s = 0xffff;                                                        \
+                ip = d->b.ip, buf = d->b.buf, cnt = d->b.cnt;                              \
+        } while (0)
+        while (o + MAX_MATCH <= cap && ip + 8 <= n) {
+                uint64_t v;
+                memcpy(&v, p + ip, 8);
+                buf |= le64toh(v) << cnt;
+                ip += (63 - cnt) >> 3;
+                cnt |= 56; /* an iteration takes at most 15 + 5 + 15 + 13 bits */
+                uint16_t e = lf[buf & ((1u << LB) - 1)];
+                int s;
+                if (e) {
+                        buf >>= e & 15;
+                        cnt -= e & 15;
+                        s = e >> 4;
+                } else
+                        SLOW(&d->lit, s);
+                if (s < 256) {
+                        out[o++] = (uint16_t)s;
+                        /* more literals while the bits last: up to 15 + 33 per symbol after this */
+                        while (cnt >= 48 && (e = lf[buf & ((1u << LB) - 1)]) && (e >> 4) < 256) {
+                                buf >>= e & 15;
+                                cnt -= e & 15;
+                                out[o++] = e >> 4;
+                        }
+                        continue;
+                }
+                if (s == 256) {
+                        d->state = ST_HEADER;
+                        break;
+                }
+                if (s > 285) {
+                        *r = DS_EDATA;
+                        break;
+                }
+                s -= 257;
+                unsigned len = len_base[s] + (unsigned)(buf & ((1u << len_extra[s]) - 1));
+                buf >>= len_extra[s];
+                cnt -= len_extra[s];
+                e = df[buf & ((1u << LB) - 1)];
+                int ds;
+                if (e) {
+                        buf >>= e & 15;
+                        cnt -= e & 15;
+                        ds = e >> 4;
+                } else
+                        SLOW(&d->dist, ds);
+                if (ds > 29) {
+                        *r = DS_EDATA;
+                        break;
+                }
+                unsigned dist = dist_base[ds] + (unsigned)(buf & ((1u << dist_extra[ds]) - 1));
+                buf >>= dist_extra[ds];
+                cnt -= dist_extra[ds];
+                if (dist <= o) { /* the usual case: within this call's output */
+                        uint16_t *dst = out + o;
+                        const uint16_t *src = dst - dist;
+                        if (dist >= 4) /* 4 symbols at a time: may write up to 3 past len (room: MAX_MATCH) */
+                                for (unsigned i = 0; i < len; i += 4) {
+                                        uint64_t w;
+                                        memcpy(&w, src + i, 8);
+                                        memcpy(dst + i, &w, 8);
+                                }
+                        else
+                                for (unsigned i = 0; i < len; i++)
+                                        dst[i] = src[i];
+                        /* a marker may have been copied: clean only 32 KiB after this */
+                        if (last_marker >= (int64_t)(base + o - dist))
+                                last_marker = (int64_t)(base + o + len - 1);
+                        o += len;
+                } else
+                        for (unsigned i = 0; i < len; i++, o++) {
+                                out[o] = behind(d, out, o, base, dist);
+                                if (out[o] >= DS_MARKER)
+                                        last_marker = (int64_t)(base + o);
+                        }
+        }
+#undef SLOW
+        d->b = (struct bits){ .p = p, .n = n, .ip = ip, .buf = buf, .cnt = cnt };
+        d->last_marker = last_marker;
+        return o;
+}
+
+int ds_run(struct ds *d, uint16_t *out, size_t cap, size_t *made) {
+        size_t o = 0;
+        const uint64_t base = d->total;
+        int r = DS_MORE;
+        while (r == DS_MORE) {
+                if (d->state == ST_HEADER) {
+                        d->total = base + o;
+                        r = header(d);
+                        continue;
+                }
+                if (d->state == ST_STORED) {
+                        while (d->stored_left && o < cap) {
+                                int64_t v = get(&d->b, 8);
+                                if (v < 0) {
+                                        r = DS_EINPUT;
+                                        break;
+                                }
+                                out[o++] = (uint16_t)v;
+                                d->stored_left--;
+                        }
+                        if (d->stored_left == 0)
+                                d->state = ST_HEADER;
+                        else if (r == DS_MORE)
+                                break; /* out is full */
+                        continue;
+                }
+                if (cap - o < MAX_MATCH)
+                        break;
+                o = fast_codes(d, out, o, cap, base, &r);
+                if (r != DS_MORE || d->state != ST_CODES || cap - o < MAX_MATCH)
+                        continue;
+                int s = decode_sym(&d->b, &d->lit);
+                if (s < 0) {
+                        r = DS_EINPUT;
+                } else if (s < 256) {
+                        out[o++] = (uint16_t)s;
+                } else if (s == 256) {
+                        d->state = ST_HEADER;
+                } else {
+                        unsigned len, dist;
+                        if ((r = read_match(&d->b, &d->dist, s, &len, &dist)) < 0)
+                                break;
+                        if (dist <= o) { /* the usual case: within this call's output */
+                                uint16_t *dst = out + o;
+                                const uint16_t *src = dst - dist;
+                                for (unsigned i = 0; i < len; i++)
+                                        dst[i] = src[i];
+                                /* a marker may have been copied: clean only 32 KiB after this */
+                                if (d->last_marker >= (int64_t)(base + o - dist))
+                                        d->last_marker = (int64_t)(base + o + len - 1);
+                                o += len;
+                        } else
+                                for (unsigned i = 0; i < len; i++, o++) {
+                                        out[o] = behind(d, out, o, base, dist);
+                                        if (out[o] >= DS_MARKER)
+                                                d->last_marker = (int64_t)(base + o);
+                                }
+                }
+        }
+        keep(d, out, o, base);
+        *made = o;
+        return r;
+}
+
+/* Whether a run of 64 symbols holds a marker, and its low bytes into out (a fixed count: vectorises). */
+static inline bool narrow64(const uint16_t *sym, uint8_t *out) {
+        uint16_t any = 0;
+        for (unsigned i = 0; i < 64; i++) {
+                any |= sym[i];
+                out[i] = (uint8_t)sym[i];
+        }
+        return any >= DS_MARKER;
+}
+
+int ds_resolve(const uint16_t *sym, size_t n, const uint8_t *win, uint64_t avail, uint8_t *out, size_t *done) {
+        /* every symbol's byte in one table: runs with markers without a branch per symbol */
+        static _Thread_local uint8_t full[DS_MARKER + DS_WIN];
+        for (unsigned i = 0; i < DS_MARKER; i++)
+                full[i] = (uint8_t)i;
+        memcpy(full + DS_MARKER, win, DS_WIN);
+        /* in runs of 64 through a buffer of its own (out may be sym's memory) */
+        uint8_t tmp[64];
+        uint16_t last[64];
+        for (size_t j = 0; j < n; j += 64) {
+                size_t m = n - j < 64 ? n - j : 64;
+                const uint16_t *run = sym + j;
+                if (m < 64) { /* the tail, padded */
+                        memset(last, 0, sizeof(last));
+                        memcpy(last, sym + j, m * sizeof(*sym));
+                        run = last;
+                }
+                if (narrow64(run, tmp)) {
+                        if (avail < DS_WIN) /* near the stream's start: a marker may reach before it */
+                                for (size_t i = 0; i < m; i++)
+                                        if (run[i] >= DS_MARKER && DS_WIN - (unsigned)(run[i] - DS_MARKER) > avail) {
+                                                for (size_t k = 0; k < i; k++)
+                                                        tmp[k] = full[run[k]];
+                                                memcpy(out + j, tmp, i);
+                                                *done = j + i;
+                                                return -1;
+                                        }
+                        for (size_t i = 0; i < 64; i++)
+                                tmp[i] = full[run[i]];
+                }
+                memcpy(out + j, tmp, m);
+        }
+        *done = n;
+        return 0;
+}
