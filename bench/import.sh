@@ -5,7 +5,8 @@
 # hvwgd's peak RSS, SHA-512's own time on the download, hvwgd's start-up to ready and the ratios.
 # Then parallel decoding: the same raw compressed with pigz --independent and with bgzip,
 # imported by hvwgd with InflateThreads=1 and 2 (and the plain file with 2), against the
-# single-thread ISA-L ceiling of the plain file.
+# single-thread ISA-L ceiling of the plain file. Last, the plain file decoded from blocks found
+# by trial (InflateSpeculate=yes): the decoder alone with 1 and 2 threads, and an import.
 # Run as root: bench/import.sh [--runs N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -63,13 +64,14 @@ work=$HV_WORK
 mkdir -p "$work/sd"
 
 now() { date +%s.%N; }
-declare -A RSS SUM STREAM FSYNC
-# hv_import NAME FILE THREADS [startup]: a fresh daemon ([Fetch] InflateThreads=THREADS; with
-# "startup", its start-up to ready is timed too), one FetchImage with sha512, timed from the
-# call to the job's end; output checked, peak RSS kept.
+declare -A RSS SUM STREAM FSYNC MARK
+# hv_import NAME FILE THREADS [startup]: a fresh daemon ([Fetch] InflateThreads=THREADS, and
+# InflateSpeculate=yes for THREADS like 2s; with "startup", its start-up to ready is timed too),
+# one FetchImage with sha512, timed from the call to the job's end; output checked, peak RSS kept.
 hv_import() {
-  local name=$1 file=$2 threads=$3 t0 conf="$work/hvwgd-$1.conf"
-  { cat "$work/hvwgd.conf"; printf '[Fetch]\nInflateThreads=%s\n' "$threads"; } > "$conf"
+  local name=$1 file=$2 threads=${3%s} t0 conf="$work/hvwgd-$1.conf" spec=no
+  [ "$3" != "$threads" ] && spec=yes
+  { cat "$work/hvwgd.conf"; printf '[Fetch]\nInflateThreads=%s\nInflateSpeculate=%s\n' "$threads" "$spec"; } > "$conf"
   [ -n "${SUM[$file]:-}" ] || SUM[$file]=$(sha512sum "$file" | cut -d' ' -f1)
   hv_private_bus "$work" "$top/dbus/org.hepix.hvwg1.conf"
   # start-up to ready (the bus name taken), polled every 5 ms; the default configuration tries
@@ -135,6 +137,12 @@ for run in $(seq "$runs"); do
     read -r t _ _ < <("$ceiling" "${f#*:}"); best "isal-${f%%:*}" "$t"
   done
   hv_import hvwgd-plain-2t "$gz" 2
+  # the plain file from blocks found by trial: the decoder alone (1 and 2 threads), an import
+  for t in 1 2; do
+    settle
+    read -r s _ _ _ _ m < <("$top/$dir/bench_pz_ceiling" "$gz" "$t" spec 2>/dev/null); best "pz-spec-${t}t" "$s"; MARK[$t]=$m
+  done
+  hv_import hvwgd-plain-2t-spec "$gz" 2s
   for t in 1 2; do
     hv_import "hvwgd-pigzi-${t}t" "$pgz" "$t"
     hv_import "hvwgd-bgzf-${t}t" "$bgz" "$t"
@@ -161,8 +169,8 @@ echo "hvwgd start-up to ready (bus name taken; default config, qemu:///system tr
 echo
 echo "== parallel decoding (InflateThreads; plain: $(numfmt --to=iec $gz_size), pigz --independent: $(numfmt --to=iec $(stat -c %s "$pgz")), bgzip: $(numfmt --to=iec $(stat -c %s "$bgz")))"
 printf '%-22s %9s %10s %12s %16s %9s %9s %9s\n' "import" "seconds" "MiB/s" "vs 1 thread" "vs ISA-L ceiling" "peak RSS" "streamed" "fsync"
-for k in hvwgd hvwgd-plain-2t hvwgd-pigzi-1t hvwgd-pigzi-2t hvwgd-bgzf-1t hvwgd-bgzf-2t; do
-  one=${k/-2t/-1t}; [ "$k" = hvwgd-plain-2t ] && one=hvwgd
+for k in hvwgd hvwgd-plain-2t hvwgd-plain-2t-spec hvwgd-pigzi-1t hvwgd-pigzi-2t hvwgd-bgzf-1t hvwgd-bgzf-2t; do
+  one=${k/-2t/-1t}; [ "${k#hvwgd-plain}" != "$k" ] && one=hvwgd
   printf '%-22s %9.2f %10s %11sx %15sx %6s MiB %9s %9s\n' "$k" "${T[$k]}" "$(mbps "${T[$k]}")" \
     "$(echo "scale=2; ${T[$one]} / ${T[$k]}" | bc)" "$(echo "scale=2; ${T[$k]} / ${T[isal-ceiling]}" | bc)" "$((${RSS[$k]} / 1024))" \
     "${STREAM[$k]}" "${FSYNC[$k]}"
@@ -175,3 +183,10 @@ for f in plain pigzi bgzf; do
   printf '%-8s pinflate 2 threads %6.2f s   ISA-L 1 thread %6.2f s   speed-up %sx\n' "$f" "${T[pz-$f-2t]}" "${T[isal-$f]}" \
     "$(echo "scale=2; ${T[isal-$f]} / ${T[pz-$f-2t]}" | bc)"
 done
+echo
+echo "== single-member speculative decoding (InflateSpeculate=yes), the plain gzip -6 file, the decoder alone"
+printf 'pinflate 1 thread %6.2f s   2 threads %6.2f s   speed-up %sx   output the speculative decoder made: %s%%\n' \
+  "${T[pz-spec-1t]}" "${T[pz-spec-2t]}" "$(echo "scale=2; ${T[pz-spec-1t]} / ${T[pz-spec-2t]}" | bc)" \
+  "$(echo "scale=1; 100 * ${MARK[2]} / $raw_size" | bc)"
+echo "(InflateSpeculate=auto speculates only with 4 threads or more: see the README for why)"
+

@@ -2,7 +2,10 @@
  * in memory, with N threads, output counted and dropped (the rig of the unit tests and the fuzz
  * target: a reader thread handing 256 KiB buffers, the decoder, a consumer in order). No
  * SHA-512, no writes: what decoding alone costs, to set beside the single-thread ISA-L ceiling.
- * Prints seconds and output bytes. usage: pz_ceiling FILE.gz THREADS */
+ * With "spec", a plain gzip file too (InflateSpeculate=yes). Prints seconds, output bytes,
+ * chunks decoded side by side, chunks decoded again in order, of those side by side the ones
+ * found by trial, and the output bytes the speculative decoder made (with markers).
+ * usage: pz_ceiling FILE.gz THREADS [spec] */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,11 +35,13 @@ int main(int argc, char **argv) {
         size_t len;
         struct hv_error e = { 0 };
         struct pz_io stats;
-        int r = rig_run(in, got, (unsigned)atoi(argv[2]), 0, 256 << 10, UINT64_MAX, NULL, &len, &stats, &e);
+        bool spec = argc > 3 && strcmp(argv[3], "spec") == 0;
+        int r = rig_run(in, got, (unsigned)atoi(argv[2]), spec, 0, 256 << 10, UINT64_MAX, NULL, &len, &stats, &e);
         clock_gettime(CLOCK_MONOTONIC, &t1);
         if (r < 0)
                 return fprintf(stderr, "%s\n", e.msg), 1;
-        printf("%.3f %zu %u\n", (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9, len, stats.accepted);
+        printf("%.3f %zu %u %u %u %llu\n", (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9, len, stats.accepted,
+               stats.redone, stats.spec, (unsigned long long)stats.marker_bytes);
         free(in);
         return 0;
 }

@@ -12,6 +12,7 @@ struct buf {
         size_t cap, len;
         uint64_t off; /* where the data goes, for users that write at offsets */
         bool eof; /* the last buffer of the stream (may be empty) */
+        bool wide; /* pinflate.c: 16-bit symbols of a speculative decode (len counts bytes), not output */
         struct bufq *home; /* where it goes back when used; NULL: the stage's default */
 };
 

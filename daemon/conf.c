@@ -34,6 +34,7 @@ void hv_conf_defaults(struct hv_conf *c) {
         c->retry_max_delay_sec = 60;
         c->max_redirects = 10;
         strcpy(c->inflate, "isal");
+        strcpy(c->inflate_speculate, "auto");
         c->jobs_per_user = 8;
         c->max_queued_jobs = 256;
         c->low_speed_limit = 10 * 1024;
@@ -46,6 +47,12 @@ void hv_conf_defaults(struct hv_conf *c) {
 unsigned hv_conf_inflate_threads(const struct hv_conf *c, long online_cpus) {
         long n = c->inflate_threads ? (long)c->inflate_threads : online_cpus;
         return n < 1 ? 1 : n > 8 ? 8 : (unsigned)n;
+}
+
+bool hv_conf_inflate_speculate(const struct hv_conf *c, unsigned threads) {
+        if (threads < 2 || strcmp(c->inflate_speculate, "no") == 0)
+                return false;
+        return strcmp(c->inflate_speculate, "yes") == 0 || threads >= 4;
 }
 
 /* A gzip stream of a raw image is at most a little larger than the image (stored blocks cost
@@ -174,6 +181,7 @@ static int apply(struct hv_conf *c, enum section sec, const char *k, const char 
         static const char *const fs[] = { "ext4", "ext3", "ext2", NULL };
         static const char *const hv[] = { "auto", "kvm", "qemu", "xen", NULL };
         static const char *const infl[] = { "isal", "zlib", NULL };
+        static const char *const spec[] = { "auto", "yes", "no", NULL };
         int r;
         *why = "invalid value";
         if (sec == SEC_STORAGE) {
@@ -308,6 +316,10 @@ static int apply(struct hv_conf *c, enum section sec, const char *k, const char 
                 if (strcmp(k, "InflateThreads") == 0) {
                         *why = "expected 0 (the online CPUs, at most 8) to 8";
                         return hv_parse_uint(v, 0, 8, &c->inflate_threads) ?: 1;
+                }
+                if (strcmp(k, "InflateSpeculate") == 0) {
+                        *why = "expected auto, yes or no";
+                        return set_choice(c->inflate_speculate, sizeof(c->inflate_speculate), v, spec) ?: 1;
                 }
                 if (strcmp(k, "Inflate") == 0) {
                         *why = "expected isal or zlib";
@@ -485,8 +497,8 @@ void hv_conf_print(FILE *f, const struct hv_conf *c) {
         fprintf(f, "[Fetch]\nMaxConcurrent=%u\nConnectTimeoutSec=%u\nStallTimeoutSec=%u\nMaxRedirects=%u\nInflate=%s\nCAPath=%s\nProxy=%s\nJobsPerUser=%u\n",
                c->max_concurrent, c->connect_timeout_sec, c->stall_timeout_sec, c->max_redirects, c->inflate, c->ca_path, c->proxy,
                c->jobs_per_user);
-        fprintf(f, "Retries=%u\nRetryMaxDelaySec=%u\nMaxBandwidth=%llu\nInflateThreads=%u\n", c->retries, c->retry_max_delay_sec,
-                (unsigned long long)c->max_bandwidth, c->inflate_threads);
+        fprintf(f, "Retries=%u\nRetryMaxDelaySec=%u\nMaxBandwidth=%llu\nInflateThreads=%u\nInflateSpeculate=%s\n", c->retries,
+                c->retry_max_delay_sec, (unsigned long long)c->max_bandwidth, c->inflate_threads, c->inflate_speculate);
         fprintf(f, "RunningJobsPerUser=%u\nMaxQueuedJobs=%u\nLowSpeedLimit=%llu\nLowSpeedTimeSec=%u\nMaxDownloadTimeSec=%u\n"
                "MaxDownloadSize=%llu\nAllowLoopbackRedirects=%s\n",
                hv_conf_running_per_user(c), c->max_queued_jobs, (unsigned long long)c->low_speed_limit, c->low_speed_time_sec,

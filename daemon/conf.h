@@ -39,6 +39,7 @@ struct hv_conf {
         unsigned max_redirects;
         char inflate[16];          /* isal | zlib */
         unsigned inflate_threads;  /* threads decoding one gzip stream; 0 = the online CPUs, at most 8 */
+        char inflate_speculate[8]; /* auto | yes | no: single-member gzip decoded from blocks found by trial */
         char ca_path[512];         /* empty: the system default */
         char proxy[512];           /* empty: libcurl's standard environment variables */
         unsigned jobs_per_user;    /* non-root callers: jobs queued or running */
@@ -60,6 +61,9 @@ struct hv_conf {
 uint64_t hv_conf_max_download(const struct hv_conf *c);
 /* Threads decoding one gzip stream: InflateThreads, or (0) the online CPUs; 1 to 8. */
 unsigned hv_conf_inflate_threads(const struct hv_conf *c, long online_cpus);
+/* Whether decoding on `threads` threads also starts chunks at blocks found by trial (InflateSpeculate:
+ * yes, no, or auto: with 4 threads or more — on fewer the extra work costs more than it gains). */
+bool hv_conf_inflate_speculate(const struct hv_conf *c, unsigned threads);
 unsigned hv_conf_running_per_user(const struct hv_conf *c);
 
 /* A read-only snapshot shared by the jobs started under it: a reload makes a new one and the

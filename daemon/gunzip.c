@@ -156,6 +156,30 @@ int gunzip_init_block(struct gunzip *g, uint64_t in_off) {
         return r;
 }
 
+int gunzip_init_bits(struct gunzip *g, uint64_t bit_off, const uint8_t *byte, const uint8_t *dict, size_t dict_len) {
+        int r = gunzip_init_block(g, bit_off / 8);
+        if (r < 0)
+                return r;
+        if (dict_len && isal_inflate_set_dict(&g->isal, (uint8_t *)dict, (uint32_t)dict_len) != ISAL_DECOMP_OK)
+                return -EINVAL;
+        if (bit_off % 8) {
+                unsigned k = (unsigned)(bit_off % 8);
+                g->isal.read_in = (uint64_t)(*byte >> k);
+                g->isal.read_in_length = (int32_t)(8 - k);
+                g->in_off++;
+        }
+        return 0;
+}
+
+uint64_t gunzip_block_bit(const struct gunzip *g) {
+        const struct inflate_state *s = &g->isal;
+        if (g->engine != GUNZIP_ISAL || g->state != G_DATA ||
+            (s->block_state != ISAL_BLOCK_NEW_HDR && s->block_state != ISAL_BLOCK_HDR) ||
+            s->tmp_out_valid != s->tmp_out_processed || s->avail_in != 0)
+                return UINT64_MAX;
+        return g->in_off * 8 - (uint64_t)s->read_in_length - 8 * (uint64_t)s->tmp_in_size;
+}
+
 enum gunzip_edge gunzip_edge(const struct gunzip *g) {
         if (g->state == G_BETWEEN || (g->state == G_HEADER && g->hdr.len == 0))
                 return GZ_EDGE_MEMBER;

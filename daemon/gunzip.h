@@ -63,7 +63,15 @@ int gunzip_init(struct gunzip *g, enum gunzip_engine engine);
  * (ISA-L only): a back-reference before its start fails with g->lookback set. in_off is the
  * input offset of its first byte, for messages. */
 int gunzip_init_block(struct gunzip *g, uint64_t in_off);
+/* A decoder that starts inside a member at a block boundary at any bit, bit_off (counted from
+ * the start of the input), with the 32 KiB (or fewer, at a member's start) of output before it as
+ * its window (ISA-L only); *byte is the byte holding bit_off when it is not byte-aligned — the
+ * input then goes on after that byte. */
+int gunzip_init_bits(struct gunzip *g, uint64_t bit_off, const uint8_t *byte, const uint8_t *dict, size_t dict_len);
 enum gunzip_edge gunzip_edge(const struct gunzip *g);
+/* The bit offset of the block boundary the decoder stands at (all its input used up), or
+ * UINT64_MAX when it is not at one. */
+uint64_t gunzip_block_bit(const struct gunzip *g);
 void gunzip_done(struct gunzip *g);
 /* Decodes from in[0..in_len) into out[0..out_len). in_used and out_used say how much was
  * consumed and produced; call again until the input is used up. Errors are BadCompression

@@ -7,163 +7,14 @@
 #include "pinflate.h"
 
 #include <errno.h>
+#include <isa-l/crc.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
+#include "pinflate_int.h"
 
 #define GIVE_UP 4 /* chunks in a row that could not be decoded side by side: in order from there on */
-
-size_t pz_find_cut(const uint8_t *p, size_t n, size_t from, enum pz_kind *kind) {
-        size_t cut = 0;
-        for (size_t i = from; i + 10 <= n;) {
-                const uint8_t *q = memmem(p + i, n - i, "\x1f\x8b\x08", 3);
-                size_t at = q ? (size_t)(q - p) : n;
-                if (at + 10 > n)
-                        break;
-                if (at > 0 && !(p[at + 3] & 0xe0)) { /* reserved flag bits clear */
-                        cut = at;
-                        *kind = PZ_MEMBER;
-                        break;
-                }
-                i = at + 1;
-        }
-        size_t limit = cut ? cut : n;
-        if (from + 4 < limit) {
-                const uint8_t *q = memmem(p + from, limit - from, "\0\0\xff\xff", 4);
-                if (q && (size_t)(q - p) + 4 < limit) {
-                        cut = (size_t)(q - p) + 4;
-                        *kind = PZ_BLOCK;
-                }
-        }
-        return cut;
-}
-
-struct slot {
-        uint8_t *in;
-        size_t in_len;
-        uint64_t in_off;
-        enum pz_kind kind;
-        bool running; /* handed to the decoding threads: its output ends with an eof buffer */
-        atomic_bool cancel;
-        struct bufq free, full;
-        struct buf *bufs;
-        unsigned n_bufs;
-        struct gunzip g;
-        int status;
-        struct hv_error err;
-};
-
-struct pz {
-        struct pz_io *io;
-        struct slot *slots;
-        unsigned n, head, count; /* slots; the chunks in flight, oldest first (a ring) */
-        /* the decoding threads take chunks from a queue: more chunks are in flight than threads
-         * decode, so a thread that is done goes on while the oldest chunk is still decoding */
-        pthread_t *threads;
-        unsigned n_threads, n_threads_used;
-        pthread_mutex_t mtx;
-        pthread_cond_t cond;
-        struct slot **queue; /* a ring of n */
-        unsigned q_head, q_n;
-        bool stop;
-        size_t chunk_max, slot_out, in_cap;
-        uint8_t *carry; /* what was read past the last cut: the next chunk's start */
-        size_t carry_len;
-        enum pz_kind carry_kind;
-        uint64_t carry_off;
-        bool in_eof;
-        uint64_t out_total;
-        struct gunzip cur;
-        uint32_t pre_crc; /* the current member's output before cur's share */
-        uint64_t pre_len;
-        unsigned fails;
-        bool seq; /* in order only, from now on */
-        double ratio; /* output per compressed byte, lately */
-};
-
-/* Where decoded output goes: a thread's own buffers, or (pz set) on to the writer. */
-struct sink {
-        struct bufq *free, *full;
-        struct buf *b;
-        uint64_t skip; /* output already passed on: dropped */
-        uint64_t made;
-        atomic_bool *cancel;
-        struct pz *pz;
-};
-
-static int pass_on(struct pz *pz, struct buf *b, struct hv_error *e) {
-        pz->out_total += b->len;
-        int r = pz->io->check_out(pz->io->ud, pz->out_total, e);
-        return r < 0 ? r : bufq_push(pz->io->out_full, b);
-}
-
-static int sink_put(struct sink *k, struct hv_error *e) {
-        struct buf *b = k->b;
-        k->b = NULL;
-        if (!k->pz)
-                return bufq_push(k->full, b);
-        if (b->len == 0)
-                return bufq_push(b->home ? b->home : k->free, b);
-        return pass_on(k->pz, b, e);
-}
-
-/* Runs g over in[0..n) into the sink, until it has taken all the input and has no more output. */
-static int decode(struct gunzip *g, const uint8_t *in, size_t n, struct sink *k, struct hv_error *e) {
-        size_t pos = 0;
-        for (;;) {
-                if (k->cancel && atomic_load(k->cancel))
-                        return -ECANCELED;
-                int r;
-                if (!k->b) {
-                        if ((r = bufq_pop(k->free, &k->b)) < 0)
-                                return r;
-                        k->b->len = 0;
-                        k->b->eof = false;
-                }
-                struct buf *b = k->b;
-                size_t iu, made;
-                if ((r = gunzip_step(g, in + pos, n - pos, &iu, b->data + b->len, b->cap - b->len, &made, e)) < 0)
-                        return r;
-                pos += iu;
-                size_t keep = made;
-                if (k->skip) {
-                        size_t s = k->skip < made ? (size_t)k->skip : made;
-                        memmove(b->data + b->len, b->data + b->len + s, made - s);
-                        keep -= s;
-                        k->skip -= s;
-                }
-                b->len += keep;
-                k->made += made;
-                if (b->len == b->cap) {
-                        if ((r = sink_put(k, e)) < 0)
-                                return r;
-                } else if (iu == 0 && made == 0) {
-                        if (pos < n)
-                                return hv_fail(e, HV_E_BAD_COMPRESSION, EBADMSG, "decompressor stuck at byte offset %llu",
-                                               (unsigned long long)g->in_off);
-                        return 0;
-                }
-        }
-}
-
-static void decode_chunk(struct slot *s) {
-        struct hv_error e = { 0 };
-        int r = s->kind == PZ_BLOCK ? gunzip_init_block(&s->g, s->in_off) : gunzip_init(&s->g, GUNZIP_ISAL);
-        s->g.in_off = s->g.member_start = s->in_off;
-        struct sink k = { .free = &s->free, .full = &s->full, .cancel = &s->cancel };
-        if (r == 0)
-                r = decode(&s->g, s->in, s->in_len, &k, &e);
-        s->status = r;
-        s->err = e;
-        /* the end marker: the last buffer, maybe empty */
-        if (!k.b && bufq_pop(&s->free, &k.b) == 0)
-                k.b->len = 0;
-        if (k.b) {
-                k.b->eof = true;
-                (void)bufq_push(&s->full, k.b); /* fails only when the whole pipeline is aborted */
-        }
-}
 
 static void *decode_thread(void *arg) {
         struct pz *pz = arg;
@@ -179,54 +30,8 @@ static void *decode_thread(void *arg) {
                 pz->q_head = (pz->q_head + 1) % pz->n;
                 pz->q_n--;
                 pthread_mutex_unlock(&pz->mtx);
-                decode_chunk(s);
+                pz_decode_chunk(s);
         }
-}
-
-/* The next chunk into s: the carry, then input buffers, up to a cut point after the target size
- * (the output one chunk may hold ahead, at the ratio seen lately). */
-static int fill(struct pz *pz, struct slot *s) {
-        memcpy(s->in, pz->carry, pz->carry_len);
-        s->in_len = pz->carry_len;
-        s->kind = pz->carry_kind;
-        s->in_off = pz->carry_off;
-        pz->carry_len = 0;
-        /* at most half the hard limit: room to find a cut point after it */
-        size_t hi = pz->chunk_max / 2, lo = PZ_CHUNK_MIN < hi ? PZ_CHUNK_MIN : hi;
-        double t = (double)pz->slot_out / pz->ratio;
-        size_t target = t < (double)lo ? lo : t > (double)hi ? hi : (size_t)t;
-        size_t searched = 0;
-        for (;;) {
-                if (s->in_len > target) {
-                        enum pz_kind k = PZ_NONE;
-                        size_t c = pz_find_cut(s->in, s->in_len, searched > target ? searched : target, &k);
-                        if (c) {
-                                pz->carry_len = s->in_len - c;
-                                memcpy(pz->carry, s->in + c, pz->carry_len);
-                                pz->carry_kind = k;
-                                pz->carry_off = s->in_off + c;
-                                s->in_len = c;
-                                return 0;
-                        }
-                        searched = s->in_len > 16 ? s->in_len - 16 : 0;
-                        if (s->in_len >= pz->chunk_max)
-                                break;
-                }
-                if (pz->in_eof)
-                        break;
-                struct buf *b;
-                int r = bufq_pop(pz->io->in_full, &b);
-                if (r < 0)
-                        return r;
-                memcpy(s->in + s->in_len, b->data, b->len);
-                s->in_len += b->len;
-                pz->in_eof = b->eof;
-                if ((r = bufq_push(pz->io->in_free, b)) < 0)
-                        return r;
-        }
-        pz->carry_kind = PZ_NONE; /* cut where no decoder can start: cur decodes the next chunk */
-        pz->carry_off = s->in_off + s->in_len;
-        return 0;
 }
 
 /* Hands s to the decoding threads (unless no decoder can start where it does). */
@@ -235,6 +40,8 @@ static void start(struct pz *pz, struct slot *s) {
         if (s->kind == PZ_NONE || pz->seq)
                 return;
         atomic_store(&s->cancel, false);
+        atomic_store(&s->win_ready, false);
+        s->no_handover = pz->io->no_handover;
         s->status = 0;
         pthread_mutex_lock(&pz->mtx);
         pz->queue[(pz->q_head + pz->q_n) % pz->n] = s;
@@ -265,12 +72,36 @@ static int settle(struct pz *pz, struct hv_error *e) {
         return 0;
 }
 
+/* A wide buffer of s: its markers resolved with the window (in place), then on to the writer;
+ * false when a marker reaches before the member's start (the sequential decoder's error). */
+static int pass_resolved(struct pz *pz, struct slot *s, struct buf *b, uint32_t *crc, uint64_t *len, bool *ok, struct hv_error *e) {
+        size_t n = b->len / 2, done;
+        b->wide = false;
+        if (ds_resolve((const uint16_t *)b->data, n, s->known, s->known_avail, b->data, &done) < 0) {
+                *ok = false;
+                b->len = 0;
+                return bufq_push(&s->free, b);
+        }
+        b->len = n;
+        *crc = crc32_gzip_refl(*crc, b->data, n);
+        *len += n;
+        return pz_pass_on(pz, b, e);
+}
+
 /* The oldest chunk: its speculative output on to the writer if it started where cur ended,
  * else (or when it failed) cur decodes it. */
 static int consume(struct pz *pz, struct slot *s, struct hv_error *e) {
         enum gunzip_edge edge = gunzip_edge(&pz->cur);
-        bool valid = s->running && ((s->kind == PZ_MEMBER && edge == GZ_EDGE_MEMBER) || (s->kind == PZ_BLOCK && edge == GZ_EDGE_BLOCK));
-        uint64_t fwd = 0;
+        uint64_t member_before = pz->pre_len + pz->cur.member_out;
+        bool valid = s->running && ((s->kind == PZ_MEMBER && edge == GZ_EDGE_MEMBER) || (s->kind == PZ_BLOCK && edge == GZ_EDGE_BLOCK) ||
+                                    (s->kind == PZ_SPEC && gunzip_block_bit(&pz->cur) == s->in_off * 8 + s->bit));
+        if (valid && s->kind == PZ_SPEC) { /* the window is known now: the thread may hand over */
+                memcpy(s->known, pz->win, DS_WIN);
+                s->known_avail = member_before;
+                atomic_store(&s->win_ready, true);
+        }
+        uint64_t fwd = 0, m_len = 0;
+        uint32_t m_crc = 0;
         int r;
         if (s->running) {
                 if (!valid)
@@ -281,9 +112,15 @@ static int consume(struct pz *pz, struct slot *s, struct hv_error *e) {
                                 return r;
                         eof = b->eof;
                         b->eof = false;
-                        if (valid && b->len) {
+                        if (valid && b->wide) {
+                                if ((r = pass_resolved(pz, s, b, &m_crc, &m_len, &valid, e)) < 0)
+                                        return r;
+                                if (!valid)
+                                        atomic_store(&s->cancel, true);
+                                fwd = m_len;
+                        } else if (valid && b->len) {
                                 fwd += b->len;
-                                if ((r = pass_on(pz, b, e)) < 0)
+                                if ((r = pz_pass_on(pz, b, e)) < 0)
                                         return r;
                         } else if ((r = bufq_push(&s->free, b)) < 0)
                                 return r;
@@ -292,27 +129,47 @@ static int consume(struct pz *pz, struct slot *s, struct hv_error *e) {
         }
         uint64_t made = fwd;
         if (valid && s->status == 0) {
-                if (s->kind == PZ_BLOCK) {
+                unsigned before = pz->cur.members;
+                if (s->kind == PZ_BLOCK || s->kind == PZ_SPEC) {
                         pz->pre_crc = (uint32_t)crc32_combine(pz->pre_crc, pz->cur.crc, (z_off_t)pz->cur.member_out);
                         pz->pre_len += pz->cur.member_out;
+                        pz->pre_crc = (uint32_t)crc32_combine(pz->pre_crc, m_crc, (z_off_t)m_len);
+                        pz->pre_len += m_len;
                 } else
                         pz->pre_crc = 0, pz->pre_len = 0;
-                unsigned before = pz->cur.members;
-                pz->cur = s->g;
-                pz->cur.members += before;
+                if (s->kind == PZ_SPEC) {
+                        pz->io->spec++;
+                        pz->io->marker_bytes += m_len;
+                }
+                if (s->spec_end) { /* on from the chunk's end, with the window it left */
+                        pz->io->spec_to_end++;
+                        size_t dict = pz->pre_len < DS_WIN ? (size_t)pz->pre_len : DS_WIN;
+                        gunzip_done(&pz->cur);
+                        if ((r = gunzip_init_bits(&pz->cur, s->in_off * 8 + s->end_bit, s->in + s->end_bit / 8, pz->win + DS_WIN - dict, dict)) < 0)
+                                return hv_fail(e, HV_E_ERRNO, -r, "setting up the decoder after speculative decoding");
+                        pz->cur.members = before;
+                } else {
+                        pz->cur = s->g;
+                        pz->cur.members += before;
+                }
                 pz->io->accepted++;
                 pz->fails = 0;
         } else {
                 if (s->kind != PZ_NONE)
                         pz->io->redone++;
+                if (s->kind != PZ_NONE)
+                        log_debug("job %u: the chunk at byte %llu decoded again in order: %s", pz->io->job, (unsigned long long)s->in_off,
+                                  !valid ? "the chunk before did not end where it began" : s->err.msg[0] ? s->err.msg : "canceled");
                 if (++pz->fails >= GIVE_UP && !pz->seq) {
                         pz->seq = pz->io->gave_up = true;
                         log_info("job %u: this gzip stream has too few places to start decoding apart (member starts, "
-                                 "flush points) or they depend on each other: decoding it on one thread from byte %llu",
+                                 "flush points, blocks found by trial) or they depend on each other: decoding it on one thread from byte %llu",
                                  pz->io->job, (unsigned long long)s->in_off);
                 }
+                /* the byte a cut inside a byte is in was cur's already */
+                size_t skip = s->kind == PZ_SPEC && s->bit ? 1 : 0;
                 struct sink k = { .free = pz->io->out_free, .full = pz->io->out_full, .pz = pz, .skip = fwd };
-                if ((r = decode(&pz->cur, s->in, s->in_len, &k, e)) < 0 || (k.b && (r = sink_put(&k, e)) < 0))
+                if ((r = pz_decode(&pz->cur, s->in + skip, s->in_len - skip, &k, e)) < 0 || (k.b && (r = pz_sink_put(&k, e)) < 0))
                         return r;
                 made = k.made;
         }
@@ -325,8 +182,9 @@ static int consume(struct pz *pz, struct slot *s, struct hv_error *e) {
 static int run_seq(struct pz *pz, struct hv_error *e) {
         struct sink k = { .free = pz->io->out_free, .full = pz->io->out_full, .pz = pz };
         int r = 0;
-        if (pz->carry_len) { /* a member split before may end in it */
-                if ((r = decode(&pz->cur, pz->carry, pz->carry_len, &k, e)) >= 0)
+        if (pz->carry_len) { /* a member split before may end in it; the byte a cut inside a byte is in was cur's already */
+                size_t skip = pz->carry_kind == PZ_SPEC && pz->carry_bit ? 1 : 0;
+                if ((r = pz_decode(&pz->cur, pz->carry + skip, pz->carry_len - skip, &k, e)) >= 0)
                         r = settle(pz, e);
                 pz->carry_len = 0;
         }
@@ -335,7 +193,7 @@ static int run_seq(struct pz *pz, struct hv_error *e) {
                 if ((r = bufq_pop(pz->io->in_full, &b)) < 0)
                         break;
                 pz->in_eof = b->eof;
-                r = decode(&pz->cur, b->data, b->len, &k, e);
+                r = pz_decode(&pz->cur, b->data, b->len, &k, e);
                 int r2 = bufq_push(pz->io->in_free, b);
                 if (r >= 0)
                         r = r2;
@@ -343,7 +201,7 @@ static int run_seq(struct pz *pz, struct hv_error *e) {
                         r = settle(pz, e);
         }
         if (r >= 0 && k.b)
-                r = sink_put(&k, e);
+                r = pz_sink_put(&k, e);
         return r;
 }
 
@@ -370,6 +228,8 @@ void pz_free(struct pz *pz) {
                         free(s->bufs[j].data);
                 free(s->bufs);
                 free(s->in);
+                free(s->known);
+                ds_free(s->ds);
                 bufq_destroy(&s->free);
                 bufq_destroy(&s->full);
         }
@@ -424,7 +284,9 @@ struct pz *pz_new(struct pz_io *io) {
                 bufq_init(&s->full, io->abort);
                 s->in = malloc(pz->in_cap);
                 s->bufs = calloc(n_bufs, sizeof(*s->bufs));
-                if (!s->in || !s->bufs) {
+                s->known = malloc(DS_WIN);
+                s->ds = ds_new();
+                if (!s->in || !s->bufs || !s->known || !s->ds) {
                         pz->n++;
                         pz_free(pz);
                         return NULL;
@@ -464,7 +326,7 @@ int pz_run(struct pz *pz, struct hv_error *e) {
         for (;;) {
                 while (!pz->seq && pz->count < pz->n && (!pz->in_eof || pz->carry_len)) {
                         struct slot *s = &pz->slots[(pz->head + pz->count) % pz->n];
-                        if ((r = fill(pz, s)) < 0)
+                        if ((r = pz_fill(pz, s)) < 0)
                                 goto out;
                         start(pz, s);
                         pz->count++;
@@ -504,7 +366,9 @@ int pz_stage(struct pz_io *io, struct pz **pz, struct hv_error *e) {
                 return hv_fail(e, HV_E_ERRNO, ENOMEM, "out of memory setting up parallel decoding");
         int r = pz_run(*pz, e);
         if (r >= 0 && (*pz)->n_threads_used)
-                log_info("job %u: gzip decoded on %u threads: %u chunks side by side, %u again in order (of %u started)%s",
-                         io->job, (*pz)->n_threads_used, io->accepted, io->redone, io->chunks, io->gave_up ? ", then one thread" : "");
+                log_info("job %u: gzip decoded on %u threads: %u chunks side by side (%u from blocks found by trial, %llu bytes "
+                         "through the speculative decoder), %u again in order (of %u started)%s",
+                         io->job, (*pz)->n_threads_used, io->accepted, io->spec, (unsigned long long)io->marker_bytes, io->redone,
+                         io->chunks, io->gave_up ? ", then one thread" : "");
         return r;
 }

@@ -21,7 +21,10 @@
 #define PZ_CHUNK_MIN (64u << 10)
 #define PZ_CHUNK_MAX (1u << 20)
 
-enum pz_kind { PZ_NONE, PZ_MEMBER, PZ_BLOCK };
+/* where a chunk starts: nowhere a decoder can start (the decoder of the chunk before goes on), a
+ * member header, a flush point (byte-aligned, nothing before needed in practice), a block
+ * boundary found by trial (any bit; decoded with markers for the window it cannot know yet) */
+enum pz_kind { PZ_NONE, PZ_MEMBER, PZ_BLOCK, PZ_SPEC };
 
 /* Where a chunk may start in p[from..n): a gzip member header (cut at it) or right after an
  * empty stored block 00 00 ff ff (a flush point). Returns the offset, or 0 when there is none
@@ -36,6 +39,8 @@ struct pz_io {
         atomic_bool *abort;
         enum gunzip_engine engine; /* zlib decodes on one thread */
         unsigned threads;          /* 1: one thread (the coordinator's own), no pool */
+        bool speculate;            /* also cut at blocks found by trial (a member without flush points) */
+        bool no_handover;          /* tests: the speculative decoder goes on to its chunk's end */
         size_t in_buf_size; /* the size of an input buffer */
         size_t chunk_max;   /* 0: PZ_CHUNK_MAX (tests use small chunks) */
         size_t out_buf;     /* 0: PZ_OUT_BUF, the size of a decoding thread's output buffer */
@@ -46,6 +51,8 @@ struct pz_io {
         uint32_t job; /* for the log */
         /* filled in: how it went */
         unsigned chunks, accepted, redone;
+        unsigned spec, spec_to_end; /* of the accepted, started at a block found by trial; of those, with markers to their end */
+        uint64_t marker_bytes; /* output the speculative decoder made before handing over */
         bool gave_up;
 };
 

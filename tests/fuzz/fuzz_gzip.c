@@ -65,7 +65,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         uint8_t *got;
         size_t got_len;
         struct hv_error e = { 0 };
-        int r3 = rig_run(data + 1, size - 1, 2, 64 + chunk % 2000, 1 + chunk % 700, OUT_MAX, &got, &got_len, NULL, &e);
+        int r3 = rig_run(data + 1, size - 1, 2, true, 64 + chunk % 2000, 1 + chunk % 700, OUT_MAX, &got, &got_len, NULL, &e);
         if (r1 >= 0 && (r3 < 0 || got_len != l1 || (uint32_t)crc32(0, got, (uInt)got_len) != c1))
                 __builtin_trap(); /* the parallel decode differs */
         if (r1 < 0 && r1 != -EFBIG && (r3 >= 0 || e.kind != HV_E_BAD_COMPRESSION))

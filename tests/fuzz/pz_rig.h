@@ -12,6 +12,9 @@
 #define RIG_BUFS 8
 #define RIG_OUT_BUF (64u << 10)
 
+/* tests: the speculative decoder never hands over to ISA-L before its chunk's end */
+static bool rig_no_handover;
+
 struct rig {
         struct bufq in_full, in_free, out_free, out_full;
         struct buf in_bufs[RIG_BUFS], out_bufs[RIG_BUFS];
@@ -53,12 +56,13 @@ static int rig_check(void *ud, uint64_t total, struct hv_error *e) {
         return total > max ? hv_fail(e, HV_E_TOO_LARGE, EFBIG, "more than %llu bytes", (unsigned long long)max) : 0;
 }
 
-/* Decodes data on threads with chunks of at most chunk_max compressed bytes (0: the daemon's
+/* Decodes data on threads (speculate: also from blocks found by trial) with chunks of at most
+ * chunk_max compressed bytes (0: the daemon's
  * sizes of chunks and buffers, else small buffers: quick to set up, many hand-overs); the output
  * (malloc'd, at most max bytes) in *out and *out_len — with out NULL it is only counted.
  * Returns the decoder's result, e its error. */
-static int rig_run(const uint8_t *data, size_t n, unsigned threads, size_t chunk_max, size_t in_size, uint64_t max, uint8_t **out,
-                   size_t *out_len, struct pz_io *stats, struct hv_error *e) {
+static int rig_run(const uint8_t *data, size_t n, unsigned threads, bool speculate, size_t chunk_max, size_t in_size, uint64_t max,
+                   uint8_t **out, size_t *out_len, struct pz_io *stats, struct hv_error *e) {
         struct rig *g = calloc(1, sizeof(*g));
         uint64_t *limit = malloc(sizeof(*limit));
         if (!g || !limit)
@@ -79,7 +83,7 @@ static int rig_run(const uint8_t *data, size_t n, unsigned threads, size_t chunk
                         abort();
         }
         g->io = (struct pz_io){ .in_full = &g->in_full, .in_free = &g->in_free, .out_free = &g->out_free, .out_full = &g->out_full,
-                                .abort = &g->abort, .threads = threads, .in_buf_size = in_size, .chunk_max = chunk_max,
+                                .abort = &g->abort, .threads = threads, .speculate = speculate, .no_handover = rig_no_handover, .in_buf_size = in_size, .chunk_max = chunk_max,
                                 .out_buf = chunk_max ? RIG_OUT_BUF : 0, .out_budget = chunk_max ? 8 * RIG_OUT_BUF : 0,
                                 .check_out = rig_check, .ud = limit };
         if (!(g->pz = pz_new(&g->io)))

@@ -2,8 +2,10 @@
 bgzip (BGZF), concatenated members; and the ones it cannot (plain gzip, pigz's default with
 dependent blocks), a corrupt one, a truncated one. Every image is byte-identical to the raw
 disk; the log says how many chunks were decoded side by side; a bad stream fails with
-BadCompression and leaves nothing behind."""
-import os, shutil, subprocess, sys
+BadCompression and leaves nothing behind. Then InflateSpeculate=yes: the plain gzip file is
+decoded side by side from deflate blocks found by trial, byte-identical, and a corrupt plain
+file still fails with BadCompression."""
+import os, shutil, subprocess, sys, tempfile
 sys.path.insert(0, os.path.dirname(__file__))
 import harness as h
 
@@ -67,6 +69,30 @@ def main():
             h.check(rc != 0 and "BadCompression" in (res or {}).get("error", "") + err, f"{name}: BadCompression ({err.strip()[:160]})")
             h.check(name not in env.images_list() and not [f for f in env.store_files() if f.startswith(".tmp/")],
                     f"{name}: nothing published, no temp file left")
+        keep_dir = tempfile.mkdtemp(prefix="hvwg-plain-")
+        keep = shutil.copy(files["plain"], os.path.join(keep_dir, "plain.gz"))
+
+    with h.Env(conf_extra={"Fetch": {"InflateThreads": "2", "InflateSpeculate": "yes"}}) as env:
+        plain = shutil.copy(keep, os.path.join(env.src, "plain.gz"))
+        before = len(env.log().splitlines())
+        rc, res, err = env.fetch("file://" + plain, "spec")
+        h.check(rc == 0, "plain gzip, speculative: imported " + err.strip())
+        h.check(h.sha512_file(os.path.join(env.images, "spec.raw")) == want, "plain gzip, speculative: byte-identical to the raw disk")
+        line = next((l for l in env.log().splitlines()[before:] if "gzip decoded on 2 threads" in l), "")
+        trial = int(line.split("(")[1].split(" from blocks")[0]) if "from blocks" in line else -1
+        h.check(trial >= 20 and "then one thread" not in line, f"plain gzip: decoded side by side from blocks found by trial ({line.split('job ')[-1]})")
+        # a flipped byte in the text part: refused as by the sequential decoder, nothing left
+        bad = shutil.copy(plain, os.path.join(env.src, "bad.gz"))
+        with open(bad, "r+b") as f:
+            f.seek(os.path.getsize(bad) - (1 << 20))
+            b = f.read(1)
+            f.seek(-1, 1)
+            f.write(bytes([b[0] ^ 0x55]))
+        rc, res, err = env.fetch("file://" + bad, "bad")
+        h.check(rc != 0 and "BadCompression" in (res or {}).get("error", "") + err, f"bad plain gzip, speculative: BadCompression ({err.strip()[:160]})")
+        h.check("bad" not in env.images_list() and not [f for f in env.store_files() if f.startswith(".tmp/")],
+                "bad plain gzip: nothing published, no temp file left")
+    shutil.rmtree(keep_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -210,6 +210,17 @@ static void test_bounds(void **state) {
         assert_non_null(strstr(e.msg, "test.conf:2: AllowLoopbackRedirects=maybe: expected yes or no"));
         assert_true(parse(&c, "[Fetch]\nMaxQueuedJobs=0\n", &e) < 0);
         assert_true(parse(&c, "[Fetch]\nLowSpeedLimit=fast\n", &e) < 0);
+        /* speculative decoding: auto with 4 threads or more, never on one */
+        assert_string_equal(c.inflate_speculate, "auto");
+        assert_false(hv_conf_inflate_speculate(&c, 2));
+        assert_true(hv_conf_inflate_speculate(&c, 4));
+        assert_int_equal(parse(&c, "[Fetch]\nInflateSpeculate=yes\n", &e), 0);
+        assert_true(hv_conf_inflate_speculate(&c, 2));
+        assert_false(hv_conf_inflate_speculate(&c, 1));
+        assert_int_equal(parse(&c, "[Fetch]\nInflateSpeculate=no\n", &e), 0);
+        assert_false(hv_conf_inflate_speculate(&c, 8));
+        assert_true(parse(&c, "[Fetch]\nInflateSpeculate=sometimes\n", &e) < 0);
+        assert_non_null(strstr(e.msg, "expected auto, yes or no"));
 }
 
 static void test_reload_apply(void **state) {

@@ -70,38 +70,42 @@ static int seq_decode(const struct bytes *in, struct bytes *out, struct hv_error
         return gunzip_finish(&g, e);
 }
 
-/* Both decoders on in, at several chunk sizes and thread counts (few: only the first two
- * chunk sizes with two threads): same bytes or both refuse. */
+/* Both decoders on in, at several chunk sizes and thread counts, with and without chunks at
+ * blocks found by trial (few: only the first two chunk sizes and the last, two threads): same
+ * bytes or both refuse. */
 static void compare(const struct bytes *in, unsigned *accepted, bool few) {
         struct bytes want = { 0 };
         struct hv_error e1;
         int r1 = seq_decode(in, &want, &e1);
         size_t chunks[] = { 64, 1000, 20000, 300000 };
         unsigned threads[] = { 2, 3, 8, 1 }; /* 1: the daemon's one-thread path, no pool */
-        for (unsigned c = 0; c < (few ? 2 : sizeof(chunks) / sizeof(*chunks)); c++)
-                for (unsigned t = 0; t < (few ? 1 : sizeof(threads) / sizeof(*threads)); t++) {
-                        uint8_t *got;
-                        size_t got_len;
-                        struct hv_error e2 = { 0 };
-                        struct pz_io st;
-                        int r2 = rig_run(in->p, in->n, threads[t], chunks[c], 4096, 1ull << 32, &got, &got_len, &st, &e2);
-                        if (r1 >= 0) {
-                                if (r2 < 0)
-                                        fail_msg("parallel decode failed (%s) where the sequential one did not", e2.msg);
-                                assert_int_equal(got_len, want.n);
-                                assert_memory_equal(got, want.p, want.n);
-                        } else {
-                                if (r2 >= 0)
-                                        fail_msg("parallel decode succeeded where the sequential one failed (%s)", e1.msg);
-                                assert_int_equal(e2.kind, HV_E_BAD_COMPRESSION);
+        for (unsigned c = 0; c < sizeof(chunks) / sizeof(*chunks); c++)
+                for (unsigned t = 0; t < (few ? 1 : sizeof(threads) / sizeof(*threads)); t++)
+                        for (int spec = 0; spec < 2; spec++) {
+                                if (few && c == 2)
+                                        continue;
+                                uint8_t *got;
+                                size_t got_len;
+                                struct hv_error e2 = { 0 };
+                                struct pz_io st;
+                                int r2 = rig_run(in->p, in->n, threads[t], spec, chunks[c], 4096, 1ull << 32, &got, &got_len, &st, &e2);
+                                if (r1 >= 0) {
+                                        if (r2 < 0)
+                                                fail_msg("parallel decode failed (%s) where the sequential one did not", e2.msg);
+                                        assert_int_equal(got_len, want.n);
+                                        assert_memory_equal(got, want.p, want.n);
+                                } else {
+                                        if (r2 >= 0)
+                                                fail_msg("parallel decode succeeded where the sequential one failed (%s)", e1.msg);
+                                        assert_int_equal(e2.kind, HV_E_BAD_COMPRESSION);
+                                }
+                                if (accepted)
+                                        *accepted += st.accepted;
+                                if (getenv("PZ_DEBUG"))
+                                        print_message("chunk %zu threads %u spec %d: %u chunks, %u accepted (%u found by trial), %u redone, gave up %d, r %d\n",
+                                                      chunks[c], threads[t], spec, st.chunks, st.accepted, st.spec, st.redone, st.gave_up, r2);
+                                free(got);
                         }
-                        if (accepted)
-                                *accepted += st.accepted;
-                        if (getenv("PZ_DEBUG"))
-                                print_message("chunk %zu threads %u: %u chunks, %u accepted, %u redone, gave up %d, r %d\n", chunks[c],
-                                              threads[t], st.chunks, st.accepted, st.redone, st.gave_up, r2);
-                        free(got);
-                }
         free(want.p);
 }
 
@@ -139,12 +143,59 @@ static void test_single_member(void **state) {
         size_t len;
         struct hv_error e = { 0 };
         struct pz_io st;
-        assert_int_equal(rig_run(gz.p, gz.n, 2, 4096, 4096, 1ull << 32, &got, &len, &st, &e), 0);
+        assert_int_equal(rig_run(gz.p, gz.n, 2, false, 4096, 4096, 1ull << 32, &got, &len, &st, &e), 0);
         assert_int_equal(len, n);
         assert_true(st.gave_up);
         free(got);
         free(gz.p);
         free(d);
+}
+
+/* One plain member (no member headers, no flush points): chunks start at blocks found by trial
+ * and are decoded with markers for the window they cannot know yet — data whose markers die out
+ * within a chunk (the decoder hands over to ISA-L), data with copies from 30000 bytes back whose
+ * markers last to the chunk's end, data with incompressible stretches (stored blocks) — at
+ * levels 1, 6 and 9: the same bytes as the sequential decoder, and chunks found by trial taken. */
+static void test_speculative(void **state) {
+        (void)state;
+        size_t n = 6u << 20;
+        uint8_t *kinds[3] = { sample(n, 9), malloc(n), malloc(n) };
+        uint32_t x = 17;
+        for (size_t i = 0; i < n; i++) {
+                x = x * 1103515245u + 12345u;
+                kinds[1][i] = i >= 30000 && (i / 500) % 4 ? kinds[1][i - 30000] : (uint8_t)(x >> 24);
+                kinds[2][i] = (i / 40000) % 3 == 1 ? (uint8_t)(x >> 16) : kinds[0][i];
+        }
+        for (unsigned k = 0; k < 3; k++)
+                for (int level = 1; level <= 9; level += 4) {
+                        struct bytes gz = { 0 }, want = { 0 };
+                        gzip_flushed(&gz, kinds[k], n, 0, Z_NO_FLUSH, level);
+                        struct hv_error e = { 0 };
+                        assert_int_equal(seq_decode(&gz, &want, &e), 0);
+                        for (unsigned threads = 2; threads <= 4; threads++) {
+                                rig_no_handover = threads == 4; /* markers to each chunk's end */
+                                uint8_t *got;
+                                size_t len;
+                                struct pz_io st;
+                                assert_int_equal(rig_run(gz.p, gz.n, threads, true, 300000, 4096, 1ull << 32, &got, &len, &st, &e), 0);
+                                assert_int_equal(len, n);
+                                assert_memory_equal(got, want.p, n);
+                                if (getenv("PZ_DEBUG"))
+                                        print_message("kind %u level %d threads %u: %u chunks, %u accepted (%u by trial, %u to the end, %llu marker bytes), %u redone\n",
+                                                      k, level, threads, st.chunks, st.accepted, st.spec, st.spec_to_end,
+                                                      (unsigned long long)st.marker_bytes, st.redone);
+                                assert_true(st.spec >= 3);
+                                assert_true(st.marker_bytes > 0);
+                                if (rig_no_handover && k == 1) /* these markers last: the decoder after the chunk is made in consume() */
+                                        assert_true(st.spec_to_end >= 3);
+                                free(got);
+                        }
+                        rig_no_handover = false;
+                        free(want.p);
+                        free(gz.p);
+                }
+        for (unsigned k = 0; k < 3; k++)
+                free(kinds[k]);
 }
 
 static void test_members(void **state) {
@@ -286,7 +337,7 @@ static void test_limit(void **state) {
         uint8_t *got;
         size_t len;
         struct hv_error e = { 0 };
-        assert_true(rig_run(gz.p, gz.n, 2, 1000, 4096, 1 << 20, &got, &len, NULL, &e) < 0);
+        assert_true(rig_run(gz.p, gz.n, 2, true, 1000, 4096, 1 << 20, &got, &len, NULL, &e) < 0);
         assert_int_equal(e.kind, HV_E_TOO_LARGE);
         free(got);
         free(gz.p);
@@ -295,7 +346,7 @@ static void test_limit(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_find_cut),        cmocka_unit_test(test_single_member), cmocka_unit_test(test_members),
+                cmocka_unit_test(test_find_cut),        cmocka_unit_test(test_single_member), cmocka_unit_test(test_speculative), cmocka_unit_test(test_members),
                 cmocka_unit_test(test_independent_flushes), cmocka_unit_test(test_dependent_flushes), cmocka_unit_test(test_false_boundaries),
                 cmocka_unit_test(test_mixed_flushes), cmocka_unit_test(test_corrupt),
                 cmocka_unit_test(test_limit),
