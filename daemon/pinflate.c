@@ -157,10 +157,15 @@ static int consume(struct pz *pz, struct slot *s, struct hv_error *e) {
         } else {
                 if (s->kind != PZ_NONE)
                         pz->io->redone++;
+                /* a flush point whose blocks refer back: with speculation the next ones start with
+                         * markers, so this and those already in flight do not count towards giving up */
+                bool dependent = s->kind == PZ_BLOCK && valid && s->g.lookback && pz->io->speculate;
+                if (dependent)
+                        pz->dependent = true;
                 if (s->kind != PZ_NONE)
                         log_debug("job %u: the chunk at byte %llu decoded again in order: %s", pz->io->job, (unsigned long long)s->in_off,
                                   !valid ? "the chunk before did not end where it began" : s->err.msg[0] ? s->err.msg : "canceled");
-                if (++pz->fails >= GIVE_UP && !pz->seq) {
+                if (!dependent && ++pz->fails >= GIVE_UP && !pz->seq) {
                         pz->seq = pz->io->gave_up = true;
                         log_info("job %u: this gzip stream has too few places to start decoding apart (member starts, "
                                  "flush points, blocks found by trial) or they depend on each other: decoding it on one thread from byte %llu",
@@ -366,7 +371,7 @@ int pz_stage(struct pz_io *io, struct pz **pz, struct hv_error *e) {
                 return hv_fail(e, HV_E_ERRNO, ENOMEM, "out of memory setting up parallel decoding");
         int r = pz_run(*pz, e);
         if (r >= 0 && (*pz)->n_threads_used)
-                log_info("job %u: gzip decoded on %u threads: %u chunks side by side (%u from blocks found by trial, %llu bytes "
+                log_info("job %u: gzip decoded on %u threads: %u chunks side by side (%u of them speculatively, %llu bytes "
                          "through the speculative decoder), %u again in order (of %u started)%s",
                          io->job, (*pz)->n_threads_used, io->accepted, io->spec, (unsigned long long)io->marker_bytes, io->redone,
                          io->chunks, io->gave_up ? ", then one thread" : "");

@@ -51,7 +51,9 @@ struct pz_io {
         uint32_t job; /* for the log */
         /* filled in: how it went */
         unsigned chunks, accepted, redone;
-        unsigned spec, spec_to_end; /* of the accepted, started at a block found by trial; of those, with markers to their end */
+        /* of the accepted, started speculatively (at a block found by trial, or at a flush point whose
+         * blocks refer back); of those, with markers to their end */
+        unsigned spec, spec_to_end;
         uint64_t marker_bytes; /* output the speculative decoder made before handing over */
         bool gave_up;
 };

@@ -200,11 +200,14 @@ int pz_fill(struct pz *pz, struct slot *s) {
                                 if (b != UINT64_MAX)
                                         c = (size_t)(b / 8), k = PZ_SPEC;
                         }
+                        /* flush points whose blocks refer back (pigz's default): started speculatively */
+                        if (k == PZ_BLOCK && pz->io->speculate && pz->dependent)
+                                k = PZ_SPEC;
                         if (c) {
                                 pz->carry_len = s->in_len - c;
                                 memcpy(pz->carry, s->in + c, pz->carry_len);
                                 pz->carry_kind = k;
-                                pz->carry_bit = k == PZ_SPEC ? (unsigned)(b % 8) : 0;
+                                pz->carry_bit = b != UINT64_MAX ? (unsigned)(b % 8) : 0;
                                 pz->carry_off = s->in_off + c;
                                 s->in_len = c + (pz->carry_bit ? 1 : 0); /* the byte the cut is in: both chunks' */
                                 s->end_bit = b != UINT64_MAX ? b : (uint64_t)c * 8;

