@@ -110,6 +110,17 @@ static void compare(const struct bytes *in, unsigned *accepted, bool few) {
         free(want.p);
 }
 
+/* The parallel decoder on gz, which must succeed with n bytes: the output (the caller frees it). */
+static uint8_t *decoded(const struct bytes *gz, unsigned threads, bool spec, size_t chunk, size_t n, struct pz_io *st) {
+        uint8_t *got;
+        size_t len;
+        struct hv_error e = { 0 };
+        if (rig_run(gz->p, gz->n, threads, spec, chunk, 4096, 1ull << 32, &got, &len, st, &e) < 0)
+                fail_msg("parallel decode failed: %s", e.msg);
+        assert_int_equal(len, n);
+        return got;
+}
+
 static void same_as_sequential(const struct bytes *in, unsigned *accepted) {
         compare(in, accepted, false);
 }
@@ -140,12 +151,8 @@ static void test_single_member(void **state) {
         gzip_flushed(&gz, d, n, 0, Z_NO_FLUSH, 6);
         same_as_sequential(&gz, NULL);
         /* large chunks: no cut point at all, one thread decodes, after GIVE_UP chunks */
-        uint8_t *got;
-        size_t len;
-        struct hv_error e = { 0 };
         struct pz_io st;
-        assert_int_equal(rig_run(gz.p, gz.n, 2, false, 4096, 4096, 1ull << 32, &got, &len, &st, &e), 0);
-        assert_int_equal(len, n);
+        uint8_t *got = decoded(&gz, 2, false, 4096, n, &st);
         assert_true(st.gave_up);
         free(got);
         free(gz.p);
@@ -177,11 +184,8 @@ static void test_speculative(void **state) {
                         assert_int_equal(seq_decode(&gz, &want, &e), 0);
                         for (unsigned threads = 2; threads <= 4; threads++) {
                                 rig_no_handover = threads == 4; /* markers to each chunk's end */
-                                uint8_t *got;
-                                size_t len;
                                 struct pz_io st;
-                                assert_int_equal(rig_run(gz.p, gz.n, threads, true, 300000, 4096, 1ull << 32, &got, &len, &st, &e), 0);
-                                assert_int_equal(len, n);
+                                uint8_t *got = decoded(&gz, threads, true, 300000, n, &st);
                                 assert_memory_equal(got, want.p, n);
                                 if (getenv("PZ_DEBUG"))
                                         print_message("kind %u level %d threads %u: %u chunks, %u accepted (%u by trial, %u to the end, %llu marker bytes), %u redone\n",
@@ -299,12 +303,8 @@ static void test_dependent_flushes(void **state) {
         gzip_flushed(&gz, d, n, 16384, Z_SYNC_FLUSH, 6); /* pigz's default: back-references across */
         same_as_sequential(&gz, NULL);
         /* with speculation the flush points after the first that refers back start with markers */
-        uint8_t *got;
-        size_t len;
-        struct hv_error e = { 0 };
         struct pz_io st;
-        assert_int_equal(rig_run(gz.p, gz.n, 2, true, 20000, 4096, 1ull << 32, &got, &len, &st, &e), 0);
-        assert_int_equal(len, n);
+        uint8_t *got = decoded(&gz, 2, true, 20000, n, &st);
         assert_memory_equal(got, d, n);
         assert_false(st.gave_up);
         assert_true(st.spec >= 3);
