@@ -203,8 +203,8 @@ static void *inflate_thread(void *arg) {
                 unsigned threads = hv_conf_inflate_threads(p->conf, sysconf(_SC_NPROCESSORS_ONLN));
                 p->pz_io = (struct pz_io){ .in_full = &p->in_full, .in_free = &p->in_free, .out_free = &p->out_free,
                                            .out_full = &p->out_full, .abort = job_ctl_abort(p->ctl), .engine = p->fp->engine,
-                                           .threads = threads, .speculate = hv_conf_inflate_speculate(p->conf, threads), .in_buf_size = IN_BUF_SIZE, .check_out = too_large, .ud = p,
-                                           .job = job_ctl_id(p->ctl) };
+                                           .threads = threads, .speculate = hv_conf_inflate_speculate(p->conf, threads),
+                                           .in_buf_size = IN_BUF_SIZE, .check_out = too_large, .ud = p, .job = job_ctl_id(p->ctl) };
                 r = pz_stage(&p->pz_io, &p->pz, &e);
         }
         if (r < 0)
