@@ -116,6 +116,36 @@ static inline uint16_t behind(const struct ds *d, const uint16_t *out, size_t o,
         return (uint16_t)(DS_MARKER + DS_WIN - (before - base));
 }
 
+/* A match of len symbols from dist back onto out[o], the new count returned: from this call's
+ * output (4 symbols at a time where they do not overlap, never past len), else through behind().
+ * *last_marker gets the index of the last marker it (may have) copied. */
+static inline size_t copy_match(const struct ds *d, uint16_t *out, size_t o, uint64_t base, unsigned len, unsigned dist,
+                                int64_t *last_marker) {
+        if (dist > o) {
+                for (unsigned i = 0; i < len; i++, o++) {
+                        out[o] = behind(d, out, o, base, dist);
+                        if (out[o] >= DS_MARKER)
+                                *last_marker = (int64_t)(base + o);
+                }
+                return o;
+        }
+        uint16_t *dst = out + o;
+        const uint16_t *src = dst - dist;
+        unsigned i = 0;
+        if (dist >= 4)
+                for (; i + 4 <= len; i += 4) {
+                        uint64_t w;
+                        memcpy(&w, src + i, 8);
+                        memcpy(dst + i, &w, 8);
+                }
+        for (; i < len; i++)
+                dst[i] = src[i];
+        /* a marker may have been copied: clean only 32 KiB after this */
+        if (*last_marker >= (int64_t)(base + o - dist))
+                *last_marker = (int64_t)(base + o + len - 1);
+        return o + len;
+}
+
 /* The ring gets the last symbols of this call's output. */
 static void keep(struct ds *d, const uint16_t *out, size_t o, uint64_t base) {
         size_t k = o < DS_WIN ? o : DS_WIN;
@@ -195,28 +225,7 @@ static size_t fast_codes(struct ds *d, uint16_t *out, size_t o, size_t cap, uint
                 unsigned dist = dist_base[ds] + (unsigned)(buf & ((1u << dist_extra[ds]) - 1));
                 buf >>= dist_extra[ds];
                 cnt -= dist_extra[ds];
-                if (dist <= o) { /* the usual case: within this call's output */
-                        uint16_t *dst = out + o;
-                        const uint16_t *src = dst - dist;
-                        if (dist >= 4) /* 4 symbols at a time: may write up to 3 past len (room: MAX_MATCH) */
-                                for (unsigned i = 0; i < len; i += 4) {
-                                        uint64_t w;
-                                        memcpy(&w, src + i, 8);
-                                        memcpy(dst + i, &w, 8);
-                                }
-                        else
-                                for (unsigned i = 0; i < len; i++)
-                                        dst[i] = src[i];
-                        /* a marker may have been copied: clean only 32 KiB after this */
-                        if (last_marker >= (int64_t)(base + o - dist))
-                                last_marker = (int64_t)(base + o + len - 1);
-                        o += len;
-                } else
-                        for (unsigned i = 0; i < len; i++, o++) {
-                                out[o] = behind(d, out, o, base, dist);
-                                if (out[o] >= DS_MARKER)
-                                        last_marker = (int64_t)(base + o);
-                        }
+                o = copy_match(d, out, o, base, len, dist, &last_marker);
         }
 #undef SLOW
         d->b = (struct bits){ .p = p, .n = n, .ip = ip, .buf = buf, .cnt = cnt };
@@ -266,21 +275,7 @@ int ds_run(struct ds *d, uint16_t *out, size_t cap, size_t *made) {
                         unsigned len, dist;
                         if ((r = read_match(&d->b, &d->dist, s, &len, &dist)) < 0)
                                 break;
-                        if (dist <= o) { /* the usual case: within this call's output */
-                                uint16_t *dst = out + o;
-                                const uint16_t *src = dst - dist;
-                                for (unsigned i = 0; i < len; i++)
-                                        dst[i] = src[i];
-                                /* a marker may have been copied: clean only 32 KiB after this */
-                                if (d->last_marker >= (int64_t)(base + o - dist))
-                                        d->last_marker = (int64_t)(base + o + len - 1);
-                                o += len;
-                        } else
-                                for (unsigned i = 0; i < len; i++, o++) {
-                                        out[o] = behind(d, out, o, base, dist);
-                                        if (out[o] >= DS_MARKER)
-                                                d->last_marker = (int64_t)(base + o);
-                                }
+                        o = copy_match(d, out, o, base, len, dist, &d->last_marker);
                 }
         }
         keep(d, out, o, base);

@@ -229,6 +229,42 @@ static void test_yield(void **state) {
         free(plain);
 }
 
+/* A 258-symbol match that ends exactly at the end of the output buffer: the copy must not write
+ * past it (an exactly sized heap buffer: ASan sees a byte too many). */
+static void test_match_at_the_end(void **state) {
+        (void)state;
+        uint8_t plain[8000];
+        for (size_t i = 0; i < sizeof(plain); i++)
+                plain[i] = (uint8_t)("abcd"[i % 4]);
+        z_stream z = { 0 };
+        assert_int_equal(deflateInit2(&z, 9, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY), Z_OK);
+        uint8_t c[4096];
+        z.next_out = c;
+        z.avail_out = sizeof(c);
+        z.next_in = plain;
+        z.avail_in = 4000;
+        assert_int_equal(deflate(&z, Z_SYNC_FLUSH), Z_OK); /* the first block is not the last */
+        z.next_in = plain + 4000;
+        z.avail_in = 4000;
+        assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
+        size_t n = sizeof(c) - z.avail_out;
+        deflateEnd(&z);
+        struct ds *d = ds_new();
+        unsigned exact = 0;
+        for (size_t cap = 258; cap < 258 + 300; cap++) {
+                ds_start(d, c, n, 0, UINT64_MAX, NULL);
+                size_t made;
+                uint16_t *out = malloc(cap * sizeof(*out));
+                assert_int_equal(ds_run(d, out, cap, &made), DS_MORE);
+                for (size_t i = 0; i < made; i++)
+                        assert_int_equal(out[i], plain[i]);
+                exact += made == cap; /* a match of 258 ended at the buffer's end */
+                free(out);
+        }
+        assert_true(exact >= 1);
+        ds_free(d);
+}
+
 static void test_resolve_depth(void **state) {
         (void)state;
         uint8_t win[DS_WIN];
@@ -288,6 +324,7 @@ int main(void) {
                 cmocka_unit_test(test_finds_and_decodes),
                 cmocka_unit_test(test_end_at_next_edge),
                 cmocka_unit_test(test_yield),
+                cmocka_unit_test(test_match_at_the_end),
                 cmocka_unit_test(test_resolve_depth),
                 cmocka_unit_test(test_refuses),
         };
