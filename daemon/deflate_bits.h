@@ -114,6 +114,16 @@ static inline int read_match(struct bits *b, const struct huff *dist, int s, uns
         return 0;
 }
 
+/* A stored block's length, after its 3 header bits (padding to the byte, LEN, NLEN): the length,
+ * DS_EINPUT, or DS_EDATA when NLEN is not LEN's complement. */
+static inline int64_t stored_len(struct bits *b) {
+        (void)get(b, b->cnt % 8);
+        int64_t l = get(b, 16), nl = get(b, 16);
+        if (l < 0 || nl < 0)
+                return DS_EINPUT;
+        return (l ^ nl) == 0xffff ? l : DS_EDATA;
+}
+
 /* Only complete codes: an over-subscribed or incomplete one gives -1 (zlib writes complete codes
  * only; the sequential decoder gets whatever this refuses). */
 int dsb_huff_build(struct huff *h, const uint8_t *len, unsigned n);

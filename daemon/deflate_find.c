@@ -110,11 +110,8 @@ static bool next_header_ok(struct bits *b) {
         int64_t v = get(b, 3);
         if (v < 0 || (v >> 1) == 3)
                 return false;
-        if ((v >> 1) == 0) {
-                (void)get(b, b->cnt % 8);
-                int64_t l = get(b, 16), nl = get(b, 16);
-                return l >= 0 && nl >= 0 && (l ^ nl) == 0xffff;
-        }
+        if ((v >> 1) == 0)
+                return stored_len(b) >= 0;
         if ((v >> 1) == 1)
                 return true;
         struct huff lit, dist;
@@ -145,9 +142,8 @@ static bool block_ok(struct bits *b, bool dynamic_only) {
         struct huff lit, dist;
         switch (v >> 1) {
         case 0: {
-                (void)get(b, b->cnt % 8);
-                int64_t l = get(b, 16), nl = get(b, 16);
-                if (l < 0 || nl < 0 || (l ^ nl) != 0xffff)
+                int64_t l = stored_len(b);
+                if (l < 0)
                         return false;
                 for (int64_t i = 0; i < l; i++)
                         if (get(b, 8) < 0)

@@ -79,12 +79,9 @@ static int header(struct ds *d) {
                 return DS_EFINAL;
         switch (v >> 1) {
         case 0: {
-                (void)get(&d->b, d->b.cnt % 8);
-                int64_t l = get(&d->b, 16), nl = get(&d->b, 16);
-                if (l < 0 || nl < 0)
-                        return DS_EINPUT;
-                if ((l ^ nl) != 0xffff)
-                        return DS_EDATA;
+                int64_t l = stored_len(&d->b);
+                if (l < 0)
+                        return (int)l;
                 d->stored_left = (unsigned)l;
                 d->state = ST_STORED;
                 return DS_MORE;
