@@ -172,6 +172,8 @@ int gunzip_init_bits(struct gunzip *g, uint64_t bit_off, const uint8_t *byte, co
 }
 
 uint64_t gunzip_block_bit(const struct gunzip *g) {
+        /* ISA-L goes on to the next block's header as far as the input lets it: the bits it holds
+         * and the header bytes it saved are not used yet */
         const struct inflate_state *s = &g->isal;
         if (g->engine != GUNZIP_ISAL || g->state != G_DATA ||
             (s->block_state != ISAL_BLOCK_NEW_HDR && s->block_state != ISAL_BLOCK_HDR) ||
@@ -180,17 +182,8 @@ uint64_t gunzip_block_bit(const struct gunzip *g) {
         return g->in_off * 8 - (uint64_t)s->read_in_length - 8 * (uint64_t)s->tmp_in_size;
 }
 
-enum gunzip_edge gunzip_edge(const struct gunzip *g) {
-        if (g->state == G_BETWEEN || (g->state == G_HEADER && g->hdr.len == 0))
-                return GZ_EDGE_MEMBER;
-        const struct inflate_state *s = &g->isal;
-        /* ISA-L goes on to the next block's header as far as the input lets it: with nothing of
-         * it read yet (no bits, no saved header bytes) that is a block boundary too */
-        if (g->engine == GUNZIP_ISAL && g->state == G_DATA &&
-            (s->block_state == ISAL_BLOCK_NEW_HDR || s->block_state == ISAL_BLOCK_HDR) && s->read_in_length == 0 &&
-            s->tmp_in_size == 0 && s->tmp_out_valid == s->tmp_out_processed && s->avail_in == 0)
-                return GZ_EDGE_BLOCK;
-        return GZ_EDGE_NONE;
+bool gunzip_between_members(const struct gunzip *g) {
+        return g->state == G_BETWEEN || (g->state == G_HEADER && g->hdr.len == 0);
 }
 
 void gunzip_done(struct gunzip *g) {

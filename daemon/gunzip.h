@@ -22,12 +22,6 @@ int gz_header_feed(struct gz_header *h, const uint8_t *p, size_t n, size_t *used
 
 enum gunzip_engine { GUNZIP_ISAL, GUNZIP_ZLIB };
 
-/* Where a decoder stands between two calls: the places a chunk of a parallel decode may start. */
-enum gunzip_edge {
-        GZ_EDGE_NONE,   /* inside a header, a block or a trailer */
-        GZ_EDGE_MEMBER, /* between members (or before the first): a gzip header comes next */
-        GZ_EDGE_BLOCK,  /* inside a member, at a byte-aligned deflate block boundary */
-};
 
 /* A member that began before this decoder did (gunzip_init_block) is checked by the caller,
  * who knows the output before it: its trailer and this decoder's share of its output. */
@@ -68,9 +62,10 @@ int gunzip_init_block(struct gunzip *g, uint64_t in_off);
  * its window (ISA-L only); *byte is the byte holding bit_off when it is not byte-aligned — the
  * input then goes on after that byte. */
 int gunzip_init_bits(struct gunzip *g, uint64_t bit_off, const uint8_t *byte, const uint8_t *dict, size_t dict_len);
-enum gunzip_edge gunzip_edge(const struct gunzip *g);
-/* The bit offset of the block boundary the decoder stands at (all its input used up), or
- * UINT64_MAX when it is not at one. */
+/* Where a decoder stands between two calls — the places a chunk of a parallel decode may start:
+ * between members (or before the first: a gzip header comes next), */
+bool gunzip_between_members(const struct gunzip *g);
+/* or at a block boundary inside a member: its bit offset (all the input used up), else UINT64_MAX. */
 uint64_t gunzip_block_bit(const struct gunzip *g);
 void gunzip_done(struct gunzip *g);
 /* Decodes from in[0..in_len) into out[0..out_len). in_used and out_used say how much was

@@ -91,10 +91,10 @@ static int pass_resolved(struct pz *pz, struct slot *s, struct buf *b, uint32_t 
 /* The oldest chunk: its speculative output on to the writer if it started where cur ended,
  * else (or when it failed) cur decodes it. */
 static int consume(struct pz *pz, struct slot *s, struct hv_error *e) {
-        enum gunzip_edge edge = gunzip_edge(&pz->cur);
         uint64_t member_before = pz->pre_len + pz->cur.member_out;
-        bool valid = s->running && ((s->kind == PZ_MEMBER && edge == GZ_EDGE_MEMBER) || (s->kind == PZ_BLOCK && edge == GZ_EDGE_BLOCK) ||
-                                    (s->kind == PZ_SPEC && gunzip_block_bit(&pz->cur) == s->in_off * 8 + s->bit));
+        /* a member's start, or the bit a flush point or a block found by trial is at (s->bit: 0 for a flush point) */
+        bool valid = s->running && (s->kind == PZ_MEMBER ? gunzip_between_members(&pz->cur)
+                                                         : s->kind != PZ_NONE && gunzip_block_bit(&pz->cur) == s->in_off * 8 + s->bit);
         if (valid && s->kind == PZ_SPEC) { /* the window is known now: the thread may hand over */
                 memcpy(s->known, pz->win, DS_WIN);
                 s->known_avail = member_before;
@@ -155,16 +155,16 @@ static int consume(struct pz *pz, struct slot *s, struct hv_error *e) {
                 pz->io->accepted++;
                 pz->fails = 0;
         } else {
-                if (s->kind != PZ_NONE)
+                if (s->kind != PZ_NONE) {
                         pz->io->redone++;
+                        log_debug("job %u: the chunk at byte %llu decoded again in order: %s", pz->io->job, (unsigned long long)s->in_off,
+                                  !valid ? "the chunk before did not end where it began" : s->err.msg[0] ? s->err.msg : "canceled");
+                }
                 /* a flush point whose blocks refer back: with speculation the next ones start with
-                         * markers, so this and those already in flight do not count towards giving up */
+                 * markers, so this and those already in flight do not count towards giving up */
                 bool dependent = s->kind == PZ_BLOCK && valid && s->g.lookback && pz->io->speculate;
                 if (dependent)
                         pz->dependent = true;
-                if (s->kind != PZ_NONE)
-                        log_debug("job %u: the chunk at byte %llu decoded again in order: %s", pz->io->job, (unsigned long long)s->in_off,
-                                  !valid ? "the chunk before did not end where it began" : s->err.msg[0] ? s->err.msg : "canceled");
                 if (!dependent && ++pz->fails >= GIVE_UP && !pz->seq) {
                         pz->seq = pz->io->gave_up = true;
                         log_info("job %u: this gzip stream has too few places to start decoding apart (member starts, "
