@@ -47,7 +47,7 @@ size_t pz_find_cut(const uint8_t *p, size_t n, size_t from, enum pz_kind *kind) 
 
 int pz_pass_on(struct pz *pz, struct buf *b, struct hv_error *e) {
         pz->out_total += b->len;
-        if (pz->n) { /* the window of the chunk after */
+        if (pz->n && pz->io->speculate) { /* the window of a chunk after that starts speculatively */
                 size_t l = b->len < DS_WIN ? b->len : DS_WIN;
                 memmove(pz->win, pz->win + l, DS_WIN - l);
                 memcpy(pz->win + DS_WIN - l, b->data + b->len - l, l);
