@@ -49,6 +49,7 @@ struct pipeline {
         struct sparse_writer sw;
         struct pz *pz; /* the parallel decoder, when there is one */
         struct pz_io pz_io;
+        uint64_t cpu_read, cpu_inflate, cpu_write; /* each stage's CPU time (µs), for the log */
 };
 
 /* The first error wins; it aborts every stage. A stage that merely saw the abort says nothing. */
@@ -207,6 +208,7 @@ static void *inflate_thread(void *arg) {
                                            .in_buf_size = IN_BUF_SIZE, .check_out = too_large, .ud = p, .job = job_ctl_id(p->ctl) };
                 r = pz_stage(&p->pz_io, &p->pz, &e);
         }
+        p->cpu_inflate = hv_thread_cpu_usec();
         if (r < 0)
                 pipe_fail(p, r, &e);
         return NULL;
@@ -230,6 +232,7 @@ static void *write_thread(void *arg) {
         struct pipeline *p = arg;
         struct hv_error e = { 0 };
         int r = write_all(p, &e);
+        p->cpu_write = hv_thread_cpu_usec();
         if (r < 0)
                 pipe_fail(p, r, &e);
         return NULL;
@@ -282,7 +285,9 @@ static int run_pipeline(struct pipeline *p, struct hv_error *e) {
                                  .validators = on_validators, .if_none_match = p->job->if_none_match,
                                  .if_modified_since = p->job->if_modified_since, .userdata = p };
         struct hv_error re = { 0 };
+        uint64_t cpu0 = hv_thread_cpu_usec();
         r = fetch_run(&req, &re);
+        p->cpu_read = hv_thread_cpu_usec() - cpu0;
         if (r >= 0) {
                 /* hand over the last partial buffer, then the end marker */
                 if (!p->cur) {
@@ -453,9 +458,16 @@ static int fetch_run_job(struct job_ctl *ctl, void *payload, struct hv_error *e)
         uint64_t t3 = hv_mono_usec();
         if ((img->contents = calloc(1, sizeof(*img->contents))))
                 contents_scan(p->tmp, img->table, img->contents);
-        log_info("job %u: streamed %llu -> %llu bytes in %.2f s, fsync %.2f s, inspect %.3f s, contents %.3f s", id,
-                 (unsigned long long)p->read_bytes, (unsigned long long)p->sw.off, (double)(t1 - t0) / 1e6,
-                 (double)(t2 - t1) / 1e6, (double)(t3 - t2) / 1e6, (double)(hv_mono_usec() - t3) / 1e6);
+        char threads[64] = "";
+        if (p->pz_io.cpu_threads)
+                snprintf(threads, sizeof(threads), " + %.2f s on %u decoding threads", (double)p->pz_io.cpu_threads / 1e6,
+                         p->pz_io.threads);
+        log_info("job %u: streamed %llu -> %llu bytes in %.2f s (CPU: read+SHA-512 %.2f s, inflate %.2f s%s, write %.2f s; "
+                 "in pwrite %.2f s), "
+                 "fsync %.2f s, inspect %.3f s, contents %.3f s",
+                 id, (unsigned long long)p->read_bytes, (unsigned long long)p->sw.off, (double)(t1 - t0) / 1e6, (double)p->cpu_read / 1e6,
+                 (double)p->cpu_inflate / 1e6, threads, (double)p->cpu_write / 1e6, (double)p->sw.write_usec / 1e6, (double)(t2 - t1) / 1e6, (double)(t3 - t2) / 1e6,
+                 (double)(hv_mono_usec() - t3) / 1e6);
         job_ctl_phase(ctl, "publish");
         snprintf(img->sha512, sizeof(img->sha512), "%s", hex);
         snprintf(img->etag, sizeof(img->etag), "%s", p->etag);

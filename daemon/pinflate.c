@@ -13,6 +13,7 @@
 
 #include "log.h"
 #include "pinflate_int.h"
+#include "util.h"
 
 #define GIVE_UP 4 /* chunks in a row that could not be decoded side by side: in order from there on */
 
@@ -23,6 +24,7 @@ static void *decode_thread(void *arg) {
                 while (!pz->stop && pz->q_n == 0)
                         pthread_cond_wait(&pz->cond, &pz->mtx);
                 if (pz->stop) {
+                        pz->io->cpu_threads += hv_thread_cpu_usec();
                         pthread_mutex_unlock(&pz->mtx);
                         return NULL;
                 }

@@ -55,6 +55,7 @@ struct pz_io {
          * blocks refer back); of those, with markers to their end */
         unsigned spec, spec_to_end;
         uint64_t marker_bytes; /* output the speculative decoder made before handing over */
+        uint64_t cpu_threads;  /* the decoding threads' CPU time (µs), once they have ended */
         bool gave_up;
 };
 

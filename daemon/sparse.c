@@ -38,7 +38,9 @@ bool sparse_is_zero(const uint8_t *p, size_t len) {
 }
 
 static int write_at(struct sparse_writer *w, const uint8_t *p, size_t len, uint64_t off, struct hv_error *e) {
+        uint64_t t0 = hv_mono_usec();
         int r = hv_pwrite_all(w->fd, p, len, off);
+        w->write_usec += hv_mono_usec() - t0;
         if (r < 0)
                 return hv_fail_errno(e, HV_E_ERRNO, -r, "writing the image at byte %llu", (unsigned long long)off);
         w->data_bytes += len;

@@ -9,6 +9,7 @@ struct sparse_writer {
         bool direct;         /* fd has O_DIRECT: writes must be block-aligned (the tail is not) */
         uint64_t off;        /* logical end of what was appended */
         uint64_t data_bytes; /* bytes actually written (non-zero blocks) */
+        uint64_t write_usec; /* time spent in pwrite (for the log) */
         uint8_t *blk;        /* the block w->off is inside: its first blk_len bytes, not yet written */
         size_t blk_len;
         uint8_t *bounce;     /* aligned copies of data whose memory is not aligned like its offset */

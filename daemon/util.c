@@ -126,6 +126,7 @@ static uint64_t clock_usec(clockid_t c) {
 }
 uint64_t hv_now_usec(void) { return clock_usec(CLOCK_REALTIME); }
 uint64_t hv_mono_usec(void) { return clock_usec(CLOCK_MONOTONIC); }
+uint64_t hv_thread_cpu_usec(void) { return clock_usec(CLOCK_THREAD_CPUTIME_ID); }
 
 int hv_mkdir_p(const char *path, unsigned mode) {
         char buf[PATH_MAX];

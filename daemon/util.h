@@ -96,6 +96,7 @@ const char *hv_format_size(uint64_t bytes, char *buf, size_t len);
 
 uint64_t hv_now_usec(void);      /* CLOCK_REALTIME */
 uint64_t hv_mono_usec(void);     /* CLOCK_MONOTONIC */
+uint64_t hv_thread_cpu_usec(void); /* the calling thread's CPU time */
 
 /* A token bucket (pure): bytes at `rate` per second, a quarter second's worth of burst. */
 struct hv_rate {
