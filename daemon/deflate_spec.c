@@ -114,10 +114,13 @@ static inline uint16_t behind(const struct ds *d, const uint16_t *out, size_t o,
 }
 
 /* A match of len symbols from dist back onto out[o], the new count returned: from this call's
- * output (4 symbols at a time where they do not overlap, never past len), else through behind().
+ * output in words of 4 symbols, else through behind(). With `room` the last word may run up
+ * to 3 symbols past the match (out has room for them; they are written over later). A distance
+ * under 4 copies its first symbols one by one, then words from a multiple of it (4 or 6) back —
+ * the same symbols, without a load waiting on the store just before it.
  * *last_marker gets the index of the last marker it (may have) copied. */
 static inline size_t copy_match(const struct ds *d, uint16_t *out, size_t o, uint64_t base, unsigned len, unsigned dist,
-                                int64_t *last_marker) {
+                                int64_t *last_marker, bool room) {
         if (dist > o) {
                 for (unsigned i = 0; i < len; i++, o++) {
                         out[o] = behind(d, out, o, base, dist);
@@ -127,16 +130,29 @@ static inline size_t copy_match(const struct ds *d, uint16_t *out, size_t o, uin
                 return o;
         }
         uint16_t *dst = out + o;
-        const uint16_t *src = dst - dist;
-        unsigned i = 0;
-        if (dist >= 4)
+        unsigned i = 0, step = dist;
+        if (dist < 4) {
+                step = dist == 3 ? 6 : 4;
+                const uint16_t *near = dst - dist;
+                for (; i < step && i < len; i++)
+                        dst[i] = near[i];
+        }
+        const uint16_t *src = dst - step;
+        if (room)
+                for (; i < len; i += 4) {
+                        uint64_t w;
+                        memcpy(&w, src + i, 8);
+                        memcpy(dst + i, &w, 8);
+                }
+        else {
                 for (; i + 4 <= len; i += 4) {
                         uint64_t w;
                         memcpy(&w, src + i, 8);
                         memcpy(dst + i, &w, 8);
                 }
-        for (; i < len; i++)
-                dst[i] = src[i];
+                for (; i < len; i++)
+                        dst[i] = src[i];
+        }
         /* a marker may have been copied: clean only 32 KiB after this */
         if (*last_marker >= (int64_t)(base + o - dist))
                 *last_marker = (int64_t)(base + o + len - 1);
@@ -171,7 +187,7 @@ static size_t fast_codes(struct ds *d, uint16_t *out, size_t o, size_t cap, uint
                         s = 0xffff;                                                        \
                 ip = d->b.ip, buf = d->b.buf, cnt = d->b.cnt;                              \
         } while (0)
-        while (o + MAX_MATCH <= cap && ip + 8 <= n) {
+        while (o + MAX_MATCH + 8 <= cap && ip + 8 <= n) {
                 uint64_t v;
                 memcpy(&v, p + ip, 8);
                 buf |= le64toh(v) << cnt;
@@ -222,7 +238,7 @@ static size_t fast_codes(struct ds *d, uint16_t *out, size_t o, size_t cap, uint
                 unsigned dist = dist_base[ds] + (unsigned)(buf & ((1u << dist_extra[ds]) - 1));
                 buf >>= dist_extra[ds];
                 cnt -= dist_extra[ds];
-                o = copy_match(d, out, o, base, len, dist, &last_marker);
+                o = copy_match(d, out, o, base, len, dist, &last_marker, true);
         }
 #undef SLOW
         d->b = (struct bits){ .p = p, .n = n, .ip = ip, .buf = buf, .cnt = cnt };
@@ -272,7 +288,7 @@ int ds_run(struct ds *d, uint16_t *out, size_t cap, size_t *made) {
                         unsigned len, dist;
                         if ((r = read_match(&d->b, &d->dist, s, &len, &dist)) < 0)
                                 break;
-                        o = copy_match(d, out, o, base, len, dist, &d->last_marker);
+                        o = copy_match(d, out, o, base, len, dist, &d->last_marker, false);
                 }
         }
         keep(d, out, o, base);
