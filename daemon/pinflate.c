@@ -267,6 +267,10 @@ struct pz *pz_new(struct pz_io *io) {
         }
         unsigned threads = io->threads > PZ_MAX_THREADS ? PZ_MAX_THREADS : io->threads;
         unsigned n = threads + PZ_AHEAD;
+        if (!io->chunk_max) { /* the input budget over the chunks in flight and the carry */
+                pz->chunk_max = PZ_IN_BUDGET / (n + 1);
+                pz->chunk_max = pz->chunk_max < PZ_CHUNK_MAX_MIN ? PZ_CHUNK_MAX_MIN : pz->chunk_max > PZ_CHUNK_MAX ? PZ_CHUNK_MAX : pz->chunk_max;
+        }
         pz->threads = calloc(threads, sizeof(*pz->threads));
         pz->queue = calloc(n, sizeof(*pz->queue));
         size_t buf_size = io->out_buf ? io->out_buf : PZ_OUT_BUF;
