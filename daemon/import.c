@@ -23,6 +23,8 @@
 #define IN_BUFS 8
 #define OUT_BUF_SIZE (1024 * 1024)
 #define OUT_BUFS 8
+/* a free queue holds all of a stage's buffers: more would block their set-up for ever */
+_Static_assert(IN_BUFS <= BUFQ_MAX && OUT_BUFS <= BUFQ_MAX, "more buffers than a queue holds");
 /* Typical ratio of real (non-zero) data to its gzip size, for the early free-space check:
  * zero runs become holes, so the estimate counts only compressed data expanding. */
 #define SPACE_RATIO 2
