@@ -15,6 +15,9 @@ struct ds {
         unsigned stored_left;
         bool last; /* the current block is the final one */
         struct huff lit, dist;
+        /* the inner loop's tables (entries from lit_entry/dist_entry with the code's length in
+         * bits 0-3; 0: a code longer than LB bits) */
+        uint32_t lt[1 << LB], dt[1 << LB];
         uint64_t total;       /* symbols put out */
         int64_t last_marker;  /* the index of the last marker put out, -1: none */
         uint16_t hist[DS_WIN]; /* the last DS_WIN symbols (a ring) */
@@ -62,6 +65,33 @@ int ds_window_known(const struct ds *d, const uint8_t *known, uint64_t avail, ui
         return 0;
 }
 
+/* A literal/length symbol as the inner loop takes it: bits 4-5 its kind (0 a literal, 1 a
+ * length, 2 the end of the block, 3 not a symbol), bits 8-11 a length's extra bits, bits 16-31
+ * the literal or the length's base. */
+enum { K_LIT = 0, K_LEN = 1 << 4, K_END = 2 << 4, K_BAD = 3 << 4, K_MASK = 3 << 4 };
+static inline uint32_t lit_entry(unsigned s) {
+        if (s < 256)
+                return (uint32_t)s << 16 | K_LIT;
+        if (s == 256)
+                return K_END;
+        if (s > 285)
+                return K_BAD;
+        return (uint32_t)len_base[s - 257] << 16 | (uint32_t)len_extra[s - 257] << 8 | K_LEN;
+}
+
+/* A distance symbol: bit 4 set when it is none (30, 31), bits 8-11 its extra bits, 16-31 its base. */
+static inline uint32_t dist_entry(unsigned s) {
+        return s > 29 ? 1u << 4 : (uint32_t)dist_base[s] << 16 | (uint32_t)dist_extra[s] << 8;
+}
+
+static void tables(struct ds *d) {
+        for (unsigned i = 0; i < (1u << LB); i++) {
+                uint16_t l = d->lit.fast[i], k = d->dist.fast[i];
+                d->lt[i] = l ? lit_entry(l >> 4) | (l & 15) : 0;
+                d->dt[i] = k ? dist_entry(k >> 4) | (k & 15) : 0;
+        }
+}
+
 static int header(struct ds *d) {
         uint64_t at = bit_pos(&d->b);
         if (at == d->end)
@@ -98,6 +128,7 @@ static int header(struct ds *d) {
         default:
                 return DS_EDATA;
         }
+        tables(d);
         d->state = ST_CODES;
         return DS_MORE;
 }
@@ -174,17 +205,18 @@ static void keep(struct ds *d, const uint16_t *out, size_t o, uint64_t base) {
  * The bit reader lives in locals here (kept in registers). Returns the new output count; *r is
  * set on an error; d->state at the block's end. */
 static size_t fast_codes(struct ds *d, uint16_t *out, size_t o, size_t cap, uint64_t base, int *r) {
-        const uint16_t *lf = d->lit.fast, *df = d->dist.fast;
+        const uint32_t *lt = d->lt, *dt = d->dt;
         const uint8_t *p = d->b.p;
         size_t ip = d->b.ip, n = d->b.n;
         uint64_t buf = d->b.buf;
         unsigned cnt = d->b.cnt;
         int64_t last_marker = d->last_marker;
-#define SLOW(h, s)                                                                         \
+        /* a code longer than LB bits, bit by bit: its entry, without a length (the bits are taken) */
+#define SLOW(h, entry, e)                                                                  \
         do {                                                                               \
                 d->b = (struct bits){ .p = p, .n = n, .ip = ip, .buf = buf, .cnt = cnt }; \
-                if ((s = decode_sym(&d->b, h)) < 0) /* not with 56 bits: a complete code */ \
-                        s = 0xffff;                                                        \
+                int s_ = decode_sym(&d->b, h); /* not with 56 bits: a complete code */      \
+                e = entry(s_ < 0 ? 0xffff : (unsigned)s_);                                 \
                 ip = d->b.ip, buf = d->b.buf, cnt = d->b.cnt;                              \
         } while (0)
         while (o + MAX_MATCH + 8 <= cap && ip + 8 <= n) {
@@ -193,51 +225,47 @@ static size_t fast_codes(struct ds *d, uint16_t *out, size_t o, size_t cap, uint
                 buf |= le64toh(v) << cnt;
                 ip += (63 - cnt) >> 3;
                 cnt |= 56; /* an iteration takes at most 15 + 5 + 15 + 13 bits */
-                uint16_t e = lf[buf & ((1u << LB) - 1)];
-                int s;
+                uint32_t e = lt[buf & ((1u << LB) - 1)];
                 if (e) {
                         buf >>= e & 15;
                         cnt -= e & 15;
-                        s = e >> 4;
                 } else
-                        SLOW(&d->lit, s);
-                if (s < 256) {
-                        out[o++] = (uint16_t)s;
+                        SLOW(&d->lit, lit_entry, e);
+                if ((e & K_MASK) == K_LIT) {
+                        out[o++] = (uint16_t)(e >> 16);
                         /* more literals while the bits last: up to 15 + 33 per symbol after this */
-                        while (cnt >= 48 && (e = lf[buf & ((1u << LB) - 1)]) && (e >> 4) < 256) {
+                        while (cnt >= 48 && (e = lt[buf & ((1u << LB) - 1)]) && (e & K_MASK) == K_LIT) {
                                 buf >>= e & 15;
                                 cnt -= e & 15;
-                                out[o++] = e >> 4;
+                                out[o++] = (uint16_t)(e >> 16);
                         }
                         continue;
                 }
-                if (s == 256) {
-                        d->state = ST_HEADER;
+                if ((e & K_MASK) != K_LEN) {
+                        if ((e & K_MASK) == K_END)
+                                d->state = ST_HEADER;
+                        else
+                                *r = DS_EDATA;
                         break;
                 }
-                if (s > 285) {
-                        *r = DS_EDATA;
-                        break;
-                }
-                s -= 257;
-                unsigned len = len_base[s] + (unsigned)(buf & ((1u << len_extra[s]) - 1));
-                buf >>= len_extra[s];
-                cnt -= len_extra[s];
-                e = df[buf & ((1u << LB) - 1)];
-                int ds;
-                if (e) {
-                        buf >>= e & 15;
-                        cnt -= e & 15;
-                        ds = e >> 4;
+                unsigned x = (e >> 8) & 15;
+                unsigned len = (e >> 16) + (unsigned)(buf & ((1u << x) - 1));
+                buf >>= x;
+                cnt -= x;
+                uint32_t f = dt[buf & ((1u << LB) - 1)];
+                if (f) {
+                        buf >>= f & 15;
+                        cnt -= f & 15;
                 } else
-                        SLOW(&d->dist, ds);
-                if (ds > 29) {
+                        SLOW(&d->dist, dist_entry, f);
+                if (f & (1u << 4)) {
                         *r = DS_EDATA;
                         break;
                 }
-                unsigned dist = dist_base[ds] + (unsigned)(buf & ((1u << dist_extra[ds]) - 1));
-                buf >>= dist_extra[ds];
-                cnt -= dist_extra[ds];
+                x = (f >> 8) & 15;
+                unsigned dist = (f >> 16) + (unsigned)(buf & ((1u << x) - 1));
+                buf >>= x;
+                cnt -= x;
                 o = copy_match(d, out, o, base, len, dist, &last_marker, true);
         }
 #undef SLOW
