@@ -50,7 +50,7 @@ with h.Env() as env:
         rc, res, err = env.fetch("file://" + os.path.join(env.src, "debian.img"), f"d{i}", raw=True)
         assert rc == 0, err
         env.call("RemoveImage", "s", f"d{i}")
-    rows = re.findall(r"streamed \d+ -> \d+ bytes in ([\d.]+) s, fsync ([\d.]+) s, inspect ([\d.]+) s, contents ([\d.]+) s", env.log())
+    rows = re.findall(r"streamed \d+ -> \d+ bytes in ([\d.]+) s \([^)]*\), fsync ([\d.]+) s, inspect ([\d.]+) s, contents ([\d.]+) s", env.log())
     for r in rows:
         print(" ".join(r))
 EOF
