@@ -145,10 +145,11 @@ static inline uint16_t behind(const struct ds *d, const uint16_t *out, size_t o,
 }
 
 /* A match of len symbols from dist back onto out[o], the new count returned: from this call's
- * output in words of 4 symbols, else through behind(). With `room` the last word may run up
- * to 3 symbols past the match (out has room for them; they are written over later). A distance
- * under 4 copies its first symbols one by one, then words from a multiple of it (4 or 6) back —
- * the same symbols, without a load waiting on the store just before it.
+ * output in words of 4 symbols (8 where the distance allows), else through behind(). With
+ * `room` the last word may run up to 7 symbols past the match (out has room for them; they are
+ * written over later). A distance under 4 copies its first symbols one by one, then words
+ * from a multiple of it (4 or 6) back — the same symbols, without a load waiting on the store
+ * just before it.
  * *last_marker gets the index of the last marker it (may have) copied. */
 static inline size_t copy_match(const struct ds *d, uint16_t *out, size_t o, uint64_t base, unsigned len, unsigned dist,
                                 int64_t *last_marker, bool room) {
@@ -169,7 +170,13 @@ static inline size_t copy_match(const struct ds *d, uint16_t *out, size_t o, uin
                         dst[i] = near[i];
         }
         const uint16_t *src = dst - step;
-        if (room)
+        if (room && step >= 8)
+                for (; i < len; i += 8) {
+                        uint8_t w[16];
+                        memcpy(w, src + i, 16);
+                        memcpy(dst + i, w, 16);
+                }
+        else if (room)
                 for (; i < len; i += 4) {
                         uint64_t w;
                         memcpy(&w, src + i, 8);
@@ -219,7 +226,7 @@ static size_t fast_codes(struct ds *d, uint16_t *out, size_t o, size_t cap, uint
                 e = entry(s_ < 0 ? 0xffff : (unsigned)s_);                                 \
                 ip = d->b.ip, buf = d->b.buf, cnt = d->b.cnt;                              \
         } while (0)
-        while (o + MAX_MATCH + 8 <= cap && ip + 8 <= n) {
+        while (o + MAX_MATCH + 16 <= cap && ip + 8 <= n) {
                 uint64_t v;
                 memcpy(&v, p + ip, 8);
                 buf |= le64toh(v) << cnt;
