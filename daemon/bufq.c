@@ -13,6 +13,7 @@ void bufq_init(struct bufq *q, atomic_bool *abort) {
         pthread_cond_init(&q->cond, &a);
         pthread_condattr_destroy(&a);
         q->head = q->n = 0;
+        q->pop_wait_usec = 0;
         q->abort = abort;
 }
 
@@ -49,8 +50,12 @@ int bufq_push(struct bufq *q, struct buf *b) {
 
 int bufq_pop(struct bufq *q, struct buf **ret) {
         pthread_mutex_lock(&q->mtx);
-        while (q->n == 0 && !atomic_load(q->abort))
-                wait_a_bit(q);
+        if (q->n == 0 && !atomic_load(q->abort)) {
+                uint64_t t0 = hv_mono_usec();
+                while (q->n == 0 && !atomic_load(q->abort))
+                        wait_a_bit(q);
+                q->pop_wait_usec += hv_mono_usec() - t0;
+        }
         if (atomic_load(q->abort)) {
                 pthread_mutex_unlock(&q->mtx);
                 return -ECANCELED;

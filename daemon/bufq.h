@@ -22,6 +22,7 @@ struct bufq {
         struct buf *items[BUFQ_MAX];
         unsigned head, n;
         atomic_bool *abort; /* shared by every queue of a pipeline */
+        uint64_t pop_wait_usec; /* how long bufq_pop waited for a buffer, all callers together (under mtx) */
 };
 
 void bufq_init(struct bufq *q, atomic_bool *abort);
