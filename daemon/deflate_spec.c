@@ -42,11 +42,6 @@ uint64_t ds_bit(const struct ds *d) { return bit_pos(&d->b); }
 
 uint64_t ds_total(const struct ds *d) { return d->total; }
 
-void ds_window(const struct ds *d, uint8_t *win) {
-        for (uint32_t i = 0; i < DS_WIN; i++)
-                win[i] = (uint8_t)d->hist[(d->total + i) & (DS_WIN - 1)];
-}
-
 int ds_window_known(const struct ds *d, const uint8_t *known, uint64_t avail, uint8_t *win, size_t *len) {
         uint64_t have = avail + d->total;
         size_t n = have < DS_WIN ? (size_t)have : DS_WIN;

@@ -18,7 +18,7 @@
 
 enum ds_status {
         DS_MORE = 0,   /* the output buffer is full: call again with another */
-        DS_CLEAN = 1,  /* at a block boundary with DS_WIN clean bytes behind: ds_window, ds_bit */
+        DS_CLEAN = 1,  /* at a block boundary with DS_WIN clean bytes behind: ds_window_known, ds_bit */
         DS_END = 2,    /* at the end bit, at a block boundary */
         DS_YIELD = 3,  /* at a block boundary after the yield flag was set (the window is known) */
         DS_EDATA = -1, /* not a valid deflate stream from here (or a code this decoder refuses) */
@@ -46,11 +46,10 @@ void ds_start(struct ds *d, const uint8_t *p, size_t n, uint64_t bit, uint64_t e
 int ds_run(struct ds *d, uint16_t *out, size_t cap, size_t *made);
 /* Where the decoder stands (a bit offset into p). */
 uint64_t ds_bit(const struct ds *d);
-/* After DS_CLEAN: the last DS_WIN bytes of output. */
-void ds_window(const struct ds *d, uint8_t *win);
 /* After DS_YIELD, with the window now known (as for ds_resolve): the last bytes of output, the
  * window's and the chunk's, into win[0..*len) (*len = DS_WIN or fewer at a stream's start).
- * -1 when a marker reaches before the stream's start. */
+ * -1 when a marker reaches before the stream's start. After DS_CLEAN nothing of the window is
+ * needed: known NULL and avail 0 give the last DS_WIN bytes of the chunk's output. */
 int ds_window_known(const struct ds *d, const uint8_t *known, uint64_t avail, uint8_t *win, size_t *len);
 /* Symbols put out since ds_start. */
 uint64_t ds_total(const struct ds *d);

@@ -139,10 +139,9 @@ static int decode_spec(struct slot *s, struct sink *k, struct hv_error *e) {
                 return hv_fail(e, HV_E_BAD_COMPRESSION, EBADMSG, "speculative decoding at byte %llu: %s",
                                (unsigned long long)s->in_off, why[-r]);
         uint8_t dict[DS_WIN];
-        size_t dict_len = DS_WIN;
-        if (r == DS_CLEAN)
-                ds_window(s->ds, dict);
-        else if (ds_window_known(s->ds, s->known, s->known_avail, dict, &dict_len) < 0)
+        size_t dict_len;
+        bool clean = r == DS_CLEAN;
+        if (ds_window_known(s->ds, clean ? NULL : s->known, clean ? 0 : s->known_avail, dict, &dict_len) < 0)
                 return hv_fail(e, HV_E_BAD_COMPRESSION, EBADMSG, "speculative decoding at byte %llu: a back-reference before the start of the stream",
                                (unsigned long long)s->in_off);
         uint64_t bit = ds_bit(s->ds);
