@@ -221,18 +221,32 @@ static size_t fast_codes(struct ds *d, uint16_t *out, size_t o, size_t cap, uint
                 e = entry(s_ < 0 ? 0xffff : (unsigned)s_);                                 \
                 ip = d->b.ip, buf = d->b.buf, cnt = d->b.cnt;                              \
         } while (0)
+        /* the next symbol's entry from table t (its code's bits taken), or through SLOW */
+#define TAKE(t, h, entry, e)                                      \
+        do {                                                      \
+                e = t[buf & ((1u << LB) - 1)];                    \
+                if (e) {                                          \
+                        buf >>= e & 15;                           \
+                        cnt -= e & 15;                            \
+                } else                                            \
+                        SLOW(h, entry, e);                        \
+        } while (0)
+        /* an entry's base plus its extra bits (bits 8-11 of the entry say how many) */
+#define VALUE(e, v)                                                          \
+        do {                                                                 \
+                unsigned x_ = (e >> 8) & 15;                                 \
+                v = (e >> 16) + (unsigned)(buf & ((1u << x_) - 1));          \
+                buf >>= x_;                                                  \
+                cnt -= x_;                                                   \
+        } while (0)
         while (o + MAX_MATCH + 16 <= cap && ip + 8 <= n) {
                 uint64_t v;
                 memcpy(&v, p + ip, 8);
                 buf |= le64toh(v) << cnt;
                 ip += (63 - cnt) >> 3;
                 cnt |= 56; /* an iteration takes at most 15 + 5 + 15 + 13 bits */
-                uint32_t e = lt[buf & ((1u << LB) - 1)];
-                if (e) {
-                        buf >>= e & 15;
-                        cnt -= e & 15;
-                } else
-                        SLOW(&d->lit, lit_entry, e);
+                uint32_t e;
+                TAKE(lt, &d->lit, lit_entry, e);
                 if ((e & K_MASK) == K_LIT) {
                         out[o++] = (uint16_t)(e >> 16);
                         /* more literals while the bits last: up to 15 + 33 per symbol after this */
@@ -250,26 +264,19 @@ static size_t fast_codes(struct ds *d, uint16_t *out, size_t o, size_t cap, uint
                                 *r = DS_EDATA;
                         break;
                 }
-                unsigned x = (e >> 8) & 15;
-                unsigned len = (e >> 16) + (unsigned)(buf & ((1u << x) - 1));
-                buf >>= x;
-                cnt -= x;
-                uint32_t f = dt[buf & ((1u << LB) - 1)];
-                if (f) {
-                        buf >>= f & 15;
-                        cnt -= f & 15;
-                } else
-                        SLOW(&d->dist, dist_entry, f);
+                unsigned len, dist;
+                VALUE(e, len);
+                uint32_t f;
+                TAKE(dt, &d->dist, dist_entry, f);
                 if (f & (1u << 4)) {
                         *r = DS_EDATA;
                         break;
                 }
-                x = (f >> 8) & 15;
-                unsigned dist = (f >> 16) + (unsigned)(buf & ((1u << x) - 1));
-                buf >>= x;
-                cnt -= x;
+                VALUE(f, dist);
                 o = copy_match(d, out, o, base, len, dist, &last_marker, true);
         }
+#undef VALUE
+#undef TAKE
 #undef SLOW
         d->b = (struct bits){ .p = p, .n = n, .ip = ip, .buf = buf, .cnt = cnt };
         d->last_marker = last_marker;
