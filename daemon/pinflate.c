@@ -254,7 +254,7 @@ struct pz *pz_new(struct pz_io *io) {
         struct pz *pz = calloc(1, sizeof(*pz));
         if (!pz)
                 return NULL;
-        *pz = (struct pz){ .io = io, .chunk_max = io->chunk_max ? io->chunk_max : PZ_CHUNK_MAX, .carry_kind = PZ_MEMBER, .ratio = 4.0 };
+        *pz = (struct pz){ .io = io, .carry_kind = PZ_MEMBER, .ratio = 4.0 };
         pthread_mutex_init(&pz->mtx, NULL);
         pthread_cond_init(&pz->cond, NULL);
         if (io->threads < 2 || io->engine != GUNZIP_ISAL) { /* in order from the start: no pool, no chunks */
@@ -267,10 +267,12 @@ struct pz *pz_new(struct pz_io *io) {
         }
         unsigned threads = io->threads > PZ_MAX_THREADS ? PZ_MAX_THREADS : io->threads;
         unsigned n = threads + PZ_AHEAD;
-        if (!io->chunk_max) { /* the input budget over the chunks in flight and the carry */
-                pz->chunk_max = PZ_IN_BUDGET / (n + 1);
-                pz->chunk_max = pz->chunk_max < PZ_CHUNK_MAX_MIN ? PZ_CHUNK_MAX_MIN : pz->chunk_max > PZ_CHUNK_MAX ? PZ_CHUNK_MAX : pz->chunk_max;
-        }
+        /* the input budget over the chunks in flight and the carry (tests set smaller chunks) */
+        size_t share = PZ_IN_BUDGET / (n + 1);
+        pz->chunk_max = io->chunk_max                ? io->chunk_max
+                        : share < PZ_CHUNK_MAX_MIN ? PZ_CHUNK_MAX_MIN
+                        : share > PZ_CHUNK_MAX     ? PZ_CHUNK_MAX
+                                                   : share;
         pz->threads = calloc(threads, sizeof(*pz->threads));
         pz->queue = calloc(n, sizeof(*pz->queue));
         size_t buf_size = io->out_buf ? io->out_buf : PZ_OUT_BUF;
@@ -327,7 +329,7 @@ struct pz *pz_new(struct pz_io *io) {
                 pz_free(pz);
                 return NULL;
         }
-        pz->n_threads_used = pz->n_threads;
+        pz->n_threads_used = io->threads_used = pz->n_threads;
         return pz;
 }
 

@@ -48,7 +48,7 @@ struct pz_io {
         bool speculate;            /* also cut at blocks found by trial (a member without flush points) */
         bool no_handover;          /* tests: the speculative decoder goes on to its chunk's end */
         size_t in_buf_size; /* the size of an input buffer */
-        size_t chunk_max;   /* 0: PZ_CHUNK_MAX (tests use small chunks) */
+        size_t chunk_max;   /* 0: from PZ_IN_BUDGET (tests use small chunks) */
         size_t out_buf;     /* 0: PZ_OUT_BUF, the size of a decoding thread's output buffer */
         size_t out_budget;  /* 0: PZ_OUT_BUDGET */
         /* called with the output passed on so far; an error stops the decode */
@@ -62,6 +62,7 @@ struct pz_io {
         unsigned spec, spec_to_end;
         uint64_t marker_bytes; /* output the speculative decoder made before handing over */
         uint64_t cpu_threads;  /* the decoding threads' CPU time (µs), once they have ended */
+        unsigned threads_used; /* decoding threads started (fewer than asked when one cannot start) */
         bool gave_up;
 };
 
