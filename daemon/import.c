@@ -20,7 +20,7 @@
 #include "sparse.h"
 
 #define IN_BUF_SIZE (256 * 1024)
-#define IN_BUFS 8
+#define IN_BUFS 16
 #define OUT_BUF_SIZE (1024 * 1024)
 #define OUT_BUFS 8
 /* a free queue holds all of a stage's buffers: more would block their set-up for ever */
@@ -471,7 +471,7 @@ static int fetch_run_job(struct job_ctl *ctl, void *payload, struct hv_error *e)
         char threads[64] = "";
         if (p->pz_io.cpu_threads)
                 snprintf(threads, sizeof(threads), " + %.2f s on %u decoding threads", (double)p->pz_io.cpu_threads / 1e6,
-                         p->pz_io.threads);
+                         p->pz_io.threads_used);
         log_info("job %u: streamed %llu -> %llu bytes in %.2f s (CPU: read+SHA-512 %.2f s, inflate %.2f s%s, write %.2f s; "
                  "in pwrite %.2f s; waited: reader %.2f s, inflate for input %.2f s and for output buffers %.2f s, writer %.2f s), "
                  "fsync %.2f s, inspect %.3f s, contents %.3f s",
