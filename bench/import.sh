@@ -7,6 +7,8 @@
 # imported by hvwgd with InflateThreads=1 and 2 (and the plain file with 2), against the
 # single-thread ISA-L ceiling of the plain file. Last, the plain file decoded from blocks found
 # by trial (InflateSpeculate=yes): the decoder alone with 1 and 2 threads, and an import.
+# The disk's side is measured too (bench/write_ceiling.c): the image's data written the way
+# hvwgd's writer does, then fsync, nothing decoded.
 # Run as root: bench/import.sh [--runs N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -65,6 +67,7 @@ mkdir -p "$work/sd"
 
 now() { date +%s.%N; }
 declare -A RSS SUM STREAM FSYNC MARK CPU
+WC_W=; WC_F=
 # hv_import NAME FILE THREADS [startup]: a fresh daemon ([Fetch] InflateThreads=THREADS, and
 # InflateSpeculate=yes for THREADS like 2s; with "startup", its start-up to ready is timed too),
 # one FetchImage with sha512, timed from the call to the job's end; output checked, peak RSS kept.
@@ -132,6 +135,11 @@ for run in $(seq "$runs"); do
   # the same with the other core hashing all the while (these vCPUs slow each other down)
   ( while :; do openssl dgst -sha512 "$gz" >/dev/null; done ) & busy=$!
   read -r t _ _ < <("$ceiling" "$gz"); kill "$busy"; wait "$busy" 2>/dev/null || true; best isal-ceiling-busy "$t"
+  # the disk's side: the image's data written durably the way hvwgd writes it, nothing decoded
+  settle
+  read -r t w f _ < <("$top/$dir/bench_write_ceiling" "$work" "$ref")
+  if [ -z "${T[write-ceiling]:-}" ] || (( $(echo "$t < ${T[write-ceiling]}" | bc) )); then WC_W=$w; WC_F=$f; fi
+  best write-ceiling "$t"
 
   # the parallel decoder alone, in memory (no SHA-512, no writes), 2 threads, beside the
   # single-thread ISA-L ceiling of each file
@@ -156,7 +164,7 @@ rss=${RSS[hvwgd]}
 
 mbps() { echo "scale=0; $raw_size / 1048576 / $1" | bc; }
 printf '\n%-22s %9s %10s %14s\n' "tool" "seconds" "MiB/s" "allocated"
-for k in systemd-import pigz-cp igzip-cp hvwgd isal-ceiling isal-ceiling-zero isal-ceiling-busy; do
+for k in systemd-import pigz-cp igzip-cp hvwgd isal-ceiling isal-ceiling-zero isal-ceiling-busy write-ceiling; do
   printf '%-22s %9.2f %10s %14s\n' "$k" "${T[$k]}" "$(mbps "${T[$k]}")" "${A[$k]:+$(echo "scale=1; ${A[$k]} / 1048576" | bc) MiB}"
 done
 echo
@@ -169,6 +177,10 @@ echo "ratio igzip|cp / hvwgd:        $(echo "scale=2; ${T[igzip-cp]} / ${T[hvwgd
 echo "ratio hvwgd / ISA-L ceiling:   $(echo "scale=2; ${T[hvwgd]} / ${T[isal-ceiling]}" | bc)x (target <= 1.10)"
 echo "ratio hvwgd / ceiling, other core hashing: $(echo "scale=2; ${T[hvwgd]} / ${T[isal-ceiling-busy]}" | bc)x"
 echo "ratio hvwgd / ceiling+zero:    $(echo "scale=2; ${T[hvwgd]} / ${T[isal-ceiling-zero]}" | bc)x"
+echo "hvwgd's streaming phase (read+SHA-512 | inflate | write, its log): ${STREAM[hvwgd]} s = $(echo "scale=2; ${STREAM[hvwgd]} / ${T[isal-ceiling]}" | bc)x the ISA-L ceiling; then its fsync: ${FSYNC[hvwgd]} s"
+echo "durable write of the image's data alone (write-ceiling: O_DIRECT 1 MiB pwrites + fsync, nothing decoded): ${T[write-ceiling]} s = writes $WC_W s + fsync $WC_F s"
+echo "  (on a VM disk with a write-back cache the fsync is the host writing back what it cached; it runs after the last"
+echo "   write whatever the decoding speed, so a durable import's floor is about the ISA-L ceiling plus such an fsync)"
 echo "SHA-512 of the download alone (openssl dgst, cached): ${T[sha512]} s, $(echo "scale=0; $gz_size / 1048576 / ${T[sha512]}" | bc) MiB/s of gzip"
 echo "hvwgd start-up to ready (bus name taken; default config, qemu:///system tried): ${T[startup]} s (aim <= 0.2)"
 echo
@@ -181,7 +193,7 @@ for k in hvwgd hvwgd-plain-2t hvwgd-plain-2t-spec hvwgd-pigzi-1t hvwgd-pigzi-2t 
     "${STREAM[$k]}" "${FSYNC[$k]}"
 done
 echo "(vs ISA-L ceiling: hvwgd's time over the single-thread in-memory inflate of the plain file; below 1 is past it;"
-echo " streamed/fsync: the daemon's own log of the last run — the fsync is ext4's journal commit and varies most)"
+echo " streamed/fsync: the daemon's own log of the last run — the fsync is the disk's write-back and varies most)"
 echo "where the streaming phase's time went (the daemon's log of the last run: CPU per stage, wall time in pwrite):"
 for k in hvwgd hvwgd-plain-2t hvwgd-plain-2t-spec hvwgd-pigzi-1t hvwgd-pigzi-2t hvwgd-bgzf-1t hvwgd-bgzf-2t; do
   printf '  %-20s %s\n' "$k" "${CPU[$k]}"
