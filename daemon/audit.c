@@ -130,14 +130,14 @@ static void put_options(struct out *o, sd_bus_message *msg) {
         put(o, "}");
 }
 
-void audit_begin(struct audit_rec *rec, sd_bus_message *msg, sd_bus_creds *creds) {
+void audit_begin(struct audit_rec *rec, sd_bus_message *msg, const struct caller *c) {
         memset(rec, 0, sizeof(*rec));
         snprintf(rec->method, sizeof(rec->method), "%s", sd_bus_message_get_member(msg) ? sd_bus_message_get_member(msg) : "?");
         rec->uid = (uid_t)-1;
         rec->pid = -1;
-        if (creds) {
-                (void)sd_bus_creds_get_euid(creds, &rec->uid);
-                (void)sd_bus_creds_get_pid(creds, &rec->pid);
+        if (c) {
+                rec->uid = c->uid;
+                rec->pid = c->pid;
         }
         struct out o = { .buf = rec->args, .len = sizeof(rec->args) };
         for (bool first = true;; first = false) {

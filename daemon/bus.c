@@ -3,11 +3,14 @@
  * reply; they never do the work. Internal errors become D-Bus names in errors.c, the one mapping. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <grp.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "bus.h"
 #include "errors.h"
@@ -30,39 +33,6 @@ int bus_fail(sd_bus_error *ret, enum hv_kind kind, const char *fmt, ...) {
 
 int bus_reply_error(sd_bus_error *ret, const struct hv_error *e) {
         return sd_bus_error_set(ret, hv_error_name(e), e->msg[0] ? e->msg : strerror(e->err));
-}
-
-/* Mutating calls: root, or a member of the group hvwg. The bus policy says the same; this is
- * the second lock, from the caller's credentials. */
-#define CALLER_CREDS (SD_BUS_CREDS_EUID | SD_BUS_CREDS_PID | SD_BUS_CREDS_EGID | SD_BUS_CREDS_SUPPLEMENTARY_GIDS | SD_BUS_CREDS_AUGMENT)
-
-int bus_check_access(struct manager *m, sd_bus_message *msg, const char *what, uid_t *ret_uid, sd_bus_error *ret) {
-        sd_bus_creds *c = m->call.creds ? sd_bus_creds_ref(m->call.creds) : NULL;
-        int r = c ? 0 : sd_bus_query_sender_creds(msg, CALLER_CREDS, &c);
-        if (r < 0)
-                return bus_fail(ret, HV_E_ACCESS, "%s: cannot determine the caller's credentials", what);
-        uid_t uid = (uid_t)-1;
-        gid_t gid = (gid_t)-1;
-        bool ok = false;
-        if (sd_bus_creds_get_euid(c, &uid) >= 0 && uid == 0)
-                ok = true;
-        if (!ok && m->hvwg_gid != (gid_t)-1) {
-                if (sd_bus_creds_get_egid(c, &gid) >= 0 && gid == m->hvwg_gid)
-                        ok = true;
-                const gid_t *gids = NULL;
-                int n = sd_bus_creds_get_supplementary_gids(c, &gids);
-                for (int i = 0; i < n && !ok; i++)
-                        if (gids[i] == m->hvwg_gid)
-                                ok = true;
-        }
-        sd_bus_creds_unref(c);
-        if (!ok)
-                return bus_fail(ret, HV_E_ACCESS,
-                                "%s is allowed only to root and members of the group hvwg (caller uid %ld)", what,
-                                (long)(int)uid);
-        if (ret_uid)
-                *ret_uid = uid;
-        return 1;
 }
 
 int bus_check_string(const char *s, const char *what, sd_bus_error *ret) {
@@ -436,41 +406,6 @@ int bus_cancel_job(struct manager *m, sd_bus_message *msg, struct job *j, uid_t 
         log_info("job %u: cancel requested (uid %u)", j->id, (unsigned)uid);
         job_cancel(j);
         return sd_bus_reply_method_return(msg, "");
-}
-
-/* ---- the audit trail: every state-changing call logged once, with its outcome ---- */
-
-typedef int (*handler_fn)(sd_bus_message *msg, void *ud, sd_bus_error *ret);
-
-int bus_audited(struct manager *m, sd_bus_message *msg, void *ud, sd_bus_error *ret, handler_fn fn) {
-        struct audit_rec rec;
-        sd_bus_creds *c = NULL;
-        (void)sd_bus_query_sender_creds(msg, CALLER_CREDS, &c); /* none: bus_check_access refuses */
-        audit_begin(&rec, msg, c);
-        m->call = (struct bus_call){ .creds = c, .rec = &rec };
-        int r = fn(msg, ud, ret);
-        if (!m->call.deferred) {
-                if (r < 0)
-                        audit_end(&rec, sd_bus_error_is_set(ret) ? ret->name : "errno",
-                                  sd_bus_error_is_set(ret) ? ret->message : strerror(-r));
-                else
-                        audit_end(&rec, NULL, m->call.note[0] ? m->call.note : "ok");
-        }
-        m->call = (struct bus_call){ 0 };
-        sd_bus_creds_unref(c);
-        return r;
-}
-
-struct audit_rec *bus_audit_defer(struct manager *m) {
-        if (!m->call.rec)
-                return NULL;
-        struct audit_rec *copy = malloc(sizeof(*copy));
-        if (copy)
-                *copy = *m->call.rec;
-        else
-                audit_end(m->call.rec, NULL, "accepted (its outcome is not logged: out of memory)");
-        m->call.deferred = true;
-        return copy;
 }
 
 #define AUDITED(fn)                                                                  \

@@ -61,8 +61,10 @@ int bus_subscriptions_setup(struct manager *m);
 void bus_subscriptions_sweep(struct manager *m);
 /* An alias (PREFIX-IDENT of a list's image) → the newest version here that is not expired, or NULL. */
 const char *bus_subscriptions_resolve(struct manager *m, const char *alias);
-/* A mutating handler fn run with the audit trail: the call is logged once, when it is
- * answered (bus_audit_defer: later, by whoever answers it). */
+/* A mutating handler fn run with the audit trail (bus_caller.c): the caller's credentials are
+ * asked of the bus daemon without waiting, fn runs with them once they come (m->call.caller),
+ * its error is replied, and the call is logged once, when it is answered (bus_audit_defer:
+ * later, by whoever answers it). Returns 1: the call is handled, or will be. */
 int bus_audited(struct manager *m, sd_bus_message *msg, void *ud, sd_bus_error *ret,
                 int (*fn)(sd_bus_message *msg, void *ud, sd_bus_error *ret));
 /* The running call is answered later: its audit record, to hand to audit_end() then (free it). */

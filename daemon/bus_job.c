@@ -31,18 +31,25 @@ static int job_prop(sd_bus *bus, const char *path, const char *iface, const char
         return sd_bus_message_append(reply, "t", p.total);
 }
 
+/* Runs once the caller is known (bus_audited): the job is looked up again by the call's path,
+ * since it may have ended while the bus daemon answered. */
 static int job_cancel_checked(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
-        struct job *j = ud;
-        struct manager *m = sd_bus_slot_get_userdata(sd_bus_get_current_slot(sd_bus_message_get_bus(msg)));
+        struct manager *m = ud;
         uid_t uid;
         int r = bus_check_access(m, msg, "Job.Cancel", &uid, ret);
-        return r < 0 ? r : bus_cancel_job(m, msg, j, uid, ret);
+        if (r < 0)
+                return r;
+        struct job *j = jobs_find_by_path(m->jobs, sd_bus_message_get_path(msg));
+        if (!j)
+                return bus_fail(ret, HV_E_NO_SUCH_JOB, "job %s has ended", sd_bus_message_get_path(msg));
+        return bus_cancel_job(m, msg, j, uid, ret);
 }
 
 static int job_method_cancel(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
+        (void)ud;
         /* the userdata of the fallback vtable's slot is the manager */
         struct manager *m = sd_bus_slot_get_userdata(sd_bus_get_current_slot(sd_bus_message_get_bus(msg)));
-        return bus_audited(m, msg, ud, ret, job_cancel_checked);
+        return bus_audited(m, msg, m, ret, job_cancel_checked);
 }
 
 /* Id, Type, Target, Source never change; the progress properties are announced as they do. */

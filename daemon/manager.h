@@ -8,6 +8,7 @@
 
 #include "audit.h"
 #include "conf.h"
+#include "creds.h"
 #include "job.h"
 #include "lifecycle.h"
 #include "loop.h"
@@ -47,7 +48,7 @@ struct manager {
         bool stopping;
         /* the bus call being handled (bus.c): its caller and audit record */
         struct bus_call {
-                sd_bus_creds *creds;
+                const struct caller *caller; /* NULL: unknown (access is refused) */
                 struct audit_rec *rec;
                 bool deferred;
                 char note[64];

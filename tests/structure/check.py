@@ -8,8 +8,8 @@ import os, re, sys
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MAX_LINES = 600
 # who may include what: the upper layers
-UPPER = {"manager.h": {"main.c", "manager.c", "bus.c", "bus_fetch.c", "bus_job.c", "bus_machine.c", "bus_subscription.c", "bus_contents.c", "bus.h"},
-         "bus.h": {"manager.c", "bus.c", "bus_fetch.c", "bus_job.c", "bus_machine.c", "bus_subscription.c", "bus_contents.c"}}
+UPPER = {"manager.h": {"main.c", "manager.c", "bus.c", "bus_fetch.c", "bus_job.c", "bus_machine.c", "bus_subscription.c", "bus_contents.c", "bus_caller.c", "bus.h"},
+         "bus.h": {"manager.c", "bus.c", "bus_fetch.c", "bus_job.c", "bus_machine.c", "bus_subscription.c", "bus_contents.c", "bus_caller.c"}}
 JOB_ENGINE_ALLOWED = {"job.h", "loop.h", "log.h", "names.h", "util.h"}
 
 fails = []
