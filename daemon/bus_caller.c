@@ -55,7 +55,7 @@ static void pending_call_free(void *userdata) {
 /* The groups from the caller's /proc/PID/status, trusted only while that process still has the
  * uid the bus daemon gave (else the pid was reused, or the caller changed its ids since). */
 static void caller_groups(struct caller *c) {
-        char path[64], buf[16384];
+        char path[64], buf[65536];
         snprintf(path, sizeof(path), "/proc/%ld/status", (long)c->pid);
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
@@ -64,6 +64,8 @@ static void caller_groups(struct caller *c) {
         for (ssize_t n; len < sizeof(buf) - 1 && (n = read(fd, buf + len, sizeof(buf) - 1 - len)) != 0; len += (size_t)n)
                 if (n < 0)
                         return;
+        if (len == sizeof(buf) - 1) /* cut short: a group could be read wrong */
+                return;
         buf[len] = 0;
         uid_t euid;
         gid_t egid;

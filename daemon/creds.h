@@ -6,7 +6,7 @@
 
 #include "util.h"
 
-#define CREDS_GIDS_MAX 256
+#define CREDS_GIDS_MAX 1024 /* more: no group is trusted (the caller must be root) */
 
 struct caller {
         uid_t uid;  /* the connection's uid, from the bus daemon; (uid_t)-1 unknown */
