@@ -70,6 +70,17 @@ static int on_owner_changed(sd_bus_message *msg, void *ud, sd_bus_error *err) {
         return 0;
 }
 
+/* The watch's AddMatch, asked without waiting: without it the caller's leaving would go unseen. */
+static int on_watch_installed(sd_bus_message *reply, void *ud, sd_bus_error *err) {
+        (void)err;
+        struct bus_binding *b = ud;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        if (e)
+                log_warning("machine %s: cannot watch its caller %s (%s): it is not removed when the caller leaves", b->name,
+                            b->sender, e->message ? e->message : e->name);
+        return 0;
+}
+
 /* The caller may have left before the watch was in place. */
 static int on_has_owner(sd_bus_message *reply, void *ud, sd_bus_error *err) {
         (void)err;
@@ -95,7 +106,8 @@ static int bind_to_caller(struct manager *m, sd_bus_message *msg, const char *na
         snprintf(match, sizeof(match),
                  "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',interface='org.freedesktop.DBus',"
                  "member='NameOwnerChanged',arg0='%s'", sender);
-        int r = sd_bus_add_match(m->bus, &b->watch, match, on_owner_changed, b);
+        /* the bus daemon takes the match before it answers the probe: it answers in order */
+        int r = sd_bus_add_match_async(m->bus, &b->watch, match, on_owner_changed, on_watch_installed, b);
         if (r >= 0)
                 r = sd_bus_call_method_async(m->bus, &b->probe, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
                                              "NameHasOwner", on_has_owner, b, "s", sender);
