@@ -3,14 +3,11 @@
  * reply; they never do the work. Internal errors become D-Bus names in errors.c, the one mapping. */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <grp.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "bus.h"
 #include "errors.h"
