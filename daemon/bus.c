@@ -343,7 +343,7 @@ static int method_get_image(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
 
 static int method_remove_image(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
         struct manager *m = ud;
-        int r = bus_check_access(m, msg, "RemoveImage", NULL, ret);
+        int r = bus_check_access(m, "RemoveImage", NULL, ret);
         if (r < 0)
                 return r;
         const char *name;
@@ -382,7 +382,7 @@ static int method_list_jobs(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
 static int method_cancel_job(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
         struct manager *m = ud;
         uid_t uid;
-        int r = bus_check_access(m, msg, "CancelJob", &uid, ret);
+        int r = bus_check_access(m, "CancelJob", &uid, ret);
         if (r < 0)
                 return r;
         uint32_t id;

@@ -32,8 +32,9 @@ int bus_machine_setup(struct manager *m);
 /* At the end: what bus_machine.c holds (the bindings to callers). */
 void bus_machine_free(struct manager *m);
 /* Mutating calls: root, or a member of the group hvwg (the bus policy says the same; this is
- * the second lock). 0, or a negative errno with ret set to AccessDenied. */
-int bus_check_access(struct manager *m, sd_bus_message *msg, const char *what, uid_t *ret_uid, sd_bus_error *ret);
+ * the second lock), judged on the caller of the call being handled (m->call.caller, set by
+ * bus_audited). 1, or a negative errno with ret set to AccessDenied. */
+int bus_check_access(struct manager *m, const char *what, uid_t *ret_uid, sd_bus_error *ret);
 
 /* Shared by the handlers in bus.c and bus_fetch.c. */
 struct opt_value;

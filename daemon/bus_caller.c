@@ -15,8 +15,7 @@
 
 /* Mutating calls: root, or a member of the group hvwg. The bus policy says the same; this is
  * the second lock, from the caller's credentials (bus_audited asked the bus daemon for them). */
-int bus_check_access(struct manager *m, sd_bus_message *msg, const char *what, uid_t *ret_uid, sd_bus_error *ret) {
-        (void)msg;
+int bus_check_access(struct manager *m, const char *what, uid_t *ret_uid, sd_bus_error *ret) {
         const struct caller *c = m->call.caller;
         if (!c || c->uid == (uid_t)-1)
                 return bus_fail(ret, HV_E_ACCESS, "%s: cannot determine the caller's credentials", what);

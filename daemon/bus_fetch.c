@@ -164,7 +164,7 @@ int bus_method_fetch_image(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
         struct opt_value opts[OPTS_MAX];
         size_t n_opts;
         int r;
-        if ((r = bus_check_access(m, msg, "FetchImage", &uid, ret)) < 0 || (r = sd_bus_message_read(msg, "ss", &source, &name_arg)) < 0 ||
+        if ((r = bus_check_access(m, "FetchImage", &uid, ret)) < 0 || (r = sd_bus_message_read(msg, "ss", &source, &name_arg)) < 0 ||
             (r = bus_check_string(source, "source", ret)) < 0 || (r = bus_check_string(name_arg, "name", ret)) < 0 ||
             (r = bus_read_options(msg, opts, &n_opts, NULL, ret)) < 0)
                 return r;

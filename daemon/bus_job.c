@@ -36,7 +36,7 @@ static int job_prop(sd_bus *bus, const char *path, const char *iface, const char
 static int job_cancel_checked(sd_bus_message *msg, void *ud, sd_bus_error *ret) {
         struct manager *m = ud;
         uid_t uid;
-        int r = bus_check_access(m, msg, "Job.Cancel", &uid, ret);
+        int r = bus_check_access(m, "Job.Cancel", &uid, ret);
         if (r < 0)
                 return r;
         struct job *j = jobs_find_by_path(m->jobs, sd_bus_message_get_path(msg));

@@ -166,7 +166,7 @@ int bus_method_create_machine(sd_bus_message *msg, void *ud, sd_bus_error *ret) 
         int r;
         if (!ctx)
                 return -ENOMEM;
-        if ((r = bus_check_access(m, msg, "CreateMachine", &uid, ret)) < 0 ||
+        if ((r = bus_check_access(m, "CreateMachine", &uid, ret)) < 0 ||
             (r = sd_bus_message_read(msg, "ssu", &image, &name, &cores)) < 0 || (r = bus_check_name(image, "image", ret)) < 0 ||
             (r = bus_check_name(name, "machine", ret)) < 0 || (r = bus_read_options(msg, opts, &n_opts, ctx, ret)) < 0)
                 return r;
@@ -355,7 +355,7 @@ static int machine_call(struct manager *m, sd_bus_message *msg, const char *what
         uid_t uid = 0;
         const char *name;
         int r;
-        if ((r = bus_check_access(m, msg, what, &uid, ret)) < 0 || (r = sd_bus_message_read(msg, "s", &name)) < 0 ||
+        if ((r = bus_check_access(m, what, &uid, ret)) < 0 || (r = sd_bus_message_read(msg, "s", &name)) < 0 ||
             (r = bus_check_name(name, "machine", ret)) < 0)
                 return r;
         struct job *j = jobs_find_target(m->jobs, &create_kind, name);

@@ -220,7 +220,7 @@ int bus_method_add_subscription(sd_bus_message *msg, void *ud, sd_bus_error *ret
         struct opt_value opts[OPTS_MAX];
         size_t n_opts;
         int r;
-        if ((r = bus_check_access(m, msg, "AddSubscription", &uid, ret)) < 0 || (r = root_only(uid, "AddSubscription", ret)) < 0 ||
+        if ((r = bus_check_access(m, "AddSubscription", &uid, ret)) < 0 || (r = root_only(uid, "AddSubscription", ret)) < 0 ||
             (r = sd_bus_message_read(msg, "s", &uri)) < 0 || (r = bus_check_string(uri, "uri", ret)) < 0 ||
             (r = bus_read_options(msg, opts, &n_opts, NULL, ret)) < 0)
                 return r;
@@ -311,7 +311,7 @@ int bus_method_refresh_subscription(sd_bus_message *msg, void *ud, sd_bus_error 
         uid_t uid;
         struct subscription *s;
         int r;
-        if ((r = bus_check_access(m, msg, "RefreshSubscription", &uid, ret)) < 0 || (r = find_sub(m, msg, &s, ret)) < 0)
+        if ((r = bus_check_access(m, "RefreshSubscription", &uid, ret)) < 0 || (r = find_sub(m, msg, &s, ret)) < 0)
                 return r;
         if (m->stopping)
                 return bus_fail(ret, HV_E_FAILED, "hvwgd is shutting down");
@@ -363,7 +363,7 @@ int bus_method_remove_subscription(sd_bus_message *msg, void *ud, sd_bus_error *
         bool remove_images;
         struct hv_error e = { 0 };
         int r;
-        if ((r = bus_check_access(m, msg, "RemoveSubscription", &uid, ret)) < 0 ||
+        if ((r = bus_check_access(m, "RemoveSubscription", &uid, ret)) < 0 ||
             (r = root_only(uid, "RemoveSubscription", ret)) < 0 || (r = find_sub(m, msg, &s, ret)) < 0 ||
             (r = bus_read_options(msg, opts, &n_opts, NULL, ret)) < 0)
                 return r;

@@ -52,10 +52,6 @@ struct pipeline {
         struct pz *pz; /* the parallel decoder, when there is one */
         struct pz_io pz_io;
         uint64_t cpu_read, cpu_inflate, cpu_write; /* each stage's CPU time (µs), for the log */
-        /* how long each stage waited on the one before or after it (µs): the reader for a free
-         * input buffer, the inflate stage for input and for a free output buffer, the writer for
-         * output */
-        uint64_t wait_read, wait_in, wait_out, wait_write;
 };
 
 /* The first error wins; it aborts every stage. A stage that merely saw the abort says nothing. */
@@ -317,10 +313,6 @@ static int run_pipeline(struct pipeline *p, struct hv_error *e) {
         else if (job_ctl_user_canceled(p->ctl))
                 r = hv_fail(e, HV_E_CANCELED, ECANCELED, "canceled");
 out:
-        p->wait_read = p->in_free.pop_wait_usec;
-        p->wait_in = p->in_full.pop_wait_usec;
-        p->wait_out = p->out_free.pop_wait_usec;
-        p->wait_write = p->out_full.pop_wait_usec;
         pz_free(p->pz);
         p->pz = NULL;
         for (unsigned i = 0; i < IN_BUFS; i++)
@@ -477,7 +469,9 @@ static int fetch_run_job(struct job_ctl *ctl, void *payload, struct hv_error *e)
                  "fsync %.2f s, inspect %.3f s, contents %.3f s",
                  id, (unsigned long long)p->read_bytes, (unsigned long long)p->sw.off, (double)(t1 - t0) / 1e6, (double)p->cpu_read / 1e6,
                  (double)p->cpu_inflate / 1e6, threads, (double)p->cpu_write / 1e6, (double)p->sw.write_usec / 1e6,
-                 (double)p->wait_read / 1e6, (double)p->wait_in / 1e6, (double)p->wait_out / 1e6, (double)p->wait_write / 1e6,
+                 /* how long each stage waited on the one before or after it: the counts of the last try's queues */
+                 (double)p->in_free.pop_wait_usec / 1e6, (double)p->in_full.pop_wait_usec / 1e6,
+                 (double)p->out_free.pop_wait_usec / 1e6, (double)p->out_full.pop_wait_usec / 1e6,
                  (double)(t2 - t1) / 1e6, (double)(t3 - t2) / 1e6, (double)(hv_mono_usec() - t3) / 1e6);
         job_ctl_phase(ctl, "publish");
         snprintf(img->sha512, sizeof(img->sha512), "%s", hex);

@@ -255,6 +255,7 @@ struct pz *pz_new(struct pz_io *io) {
         if (!pz)
                 return NULL;
         *pz = (struct pz){ .io = io, .carry_kind = PZ_MEMBER, .ratio = 4.0 };
+        io->threads_used = 0;
         pthread_mutex_init(&pz->mtx, NULL);
         pthread_cond_init(&pz->cond, NULL);
         if (io->threads < 2 || io->engine != GUNZIP_ISAL) { /* in order from the start: no pool, no chunks */
@@ -329,7 +330,7 @@ struct pz *pz_new(struct pz_io *io) {
                 pz_free(pz);
                 return NULL;
         }
-        pz->n_threads_used = io->threads_used = pz->n_threads;
+        io->threads_used = pz->n_threads;
         return pz;
 }
 
@@ -378,10 +379,10 @@ int pz_stage(struct pz_io *io, struct pz **pz, struct hv_error *e) {
         if (!(*pz = pz_new(io)))
                 return hv_fail(e, HV_E_ERRNO, ENOMEM, "out of memory setting up parallel decoding");
         int r = pz_run(*pz, e);
-        if (r >= 0 && (*pz)->n_threads_used)
+        if (r >= 0 && io->threads_used)
                 log_info("job %u: gzip decoded on %u threads: %u chunks side by side (%u of them speculatively, %llu bytes "
                          "through the speculative decoder), %u again in order (of %u started)%s",
-                         io->job, (*pz)->n_threads_used, io->accepted, io->spec, (unsigned long long)io->marker_bytes, io->redone,
+                         io->job, io->threads_used, io->accepted, io->spec, (unsigned long long)io->marker_bytes, io->redone,
                          io->chunks, io->gave_up ? ", then one thread" : "");
         return r;
 }

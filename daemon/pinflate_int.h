@@ -37,7 +37,7 @@ struct pz {
         /* the decoding threads take chunks from a queue: more chunks are in flight than threads
          * decode, so a thread that is done goes on while the oldest chunk is still decoding */
         pthread_t *threads;
-        unsigned n_threads, n_threads_used;
+        unsigned n_threads;
         pthread_mutex_t mtx;
         pthread_cond_t cond;
         struct slot **queue; /* a ring of n */
